@@ -1,0 +1,362 @@
+"""Generated stand-ins for SSv2 ("motion"), Kinetics ("appearance") and ImageNet ("images").
+
+No real dataset can be downloaded here, so clips are drawn from a seed, each with a per-frame mask of its one
+target object (distractors are not in it): that is what lets us check that attention rollout looks at the object.
+
+- motion: the class is a temporal pattern; classes come in time-reversed twins (labels 2k and 2k+1). Every
+  attribute of the target (x, y, log-size, angle, opacity) lives on a circle and starts at a uniform phase; the
+  class picks which attribute drifts and in which direction. So in *every* frame *every* attribute is uniform
+  whatever the class, and no single frame says anything about it. The price is the wrap-around: an object that
+  leaves on one side re-enters on the other, a growing one pops back to its smallest size, a fading one to faint.
+- appearance: the class is the target's shape and texture; position, size and angle drift between two random
+  end points, so its motion is noise.
+- images: single frames of every shape, for image pretraining of the spatial weights.
+
+Colours, sizes, speeds, textured backgrounds (gradient, stripes, blotches), sensor noise and 1-2 distractor bars
+are random everywhere. Coordinates are fractions of the frame, so any `size` shows the same scene.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import torch
+
+Polygon = tuple[np.ndarray, bool]  # vertices [N, 2] in units of the object's radius; drawn (True) or cut out
+
+
+def _arc(start: float, stop: float, n: int = 40) -> np.ndarray:
+    a = np.linspace(start, stop, n)
+    return np.stack([np.cos(a), np.sin(a)], axis=1)
+
+
+def _circle(radius: float = 1.0, centre: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    return np.asarray(centre) + radius * _arc(0, 2 * np.pi, 48)[:-1]
+
+
+def _plus(half_width: float) -> np.ndarray:
+    """A plus sign: arms of length 1 and the given half width."""
+    w = half_width
+    quarter = np.array([[w, 1], [w, w], [1, w]])
+    turns = [quarter @ np.array([[c, -s], [s, c]]) for c, s in ((1, 0), (0, 1), (-1, 0), (0, -1))]
+    return np.vstack(turns)
+
+
+def _star(points: int, inner: float, phase: float = -np.pi / 2) -> np.ndarray:
+    """A regular polygon when `inner` is 1, a star below."""
+    a = phase + np.arange(2 * points) * np.pi / points
+    r = np.where(np.arange(2 * points) % 2, inner, 1.0)
+    return np.stack([r * np.cos(a), r * np.sin(a)], axis=1)
+
+
+def _shape(*parts: Polygon) -> tuple[Polygon, ...]:
+    """Scale a shape so its farthest drawn vertex sits at radius 1: `radius` then means its bounding circle."""
+    reach = max(np.linalg.norm(v, axis=1).max() for v, drawn in parts if drawn)
+    return tuple((v / reach, drawn) for v, drawn in parts)
+
+
+SHAPES: dict[str, tuple[Polygon, ...]] = {
+    "circle": _shape((_circle(), True)),
+    "square": _shape((_star(2, 1.0, np.pi / 4), True)),
+    "triangle": _shape((_star(3, 0.5), True)),
+    "star": _shape((_star(5, 0.42), True)),
+    "ring": _shape((_circle(), True), (_circle(0.55), False)),
+    "cross": _shape((_plus(0.33), True)),
+    "crescent": _shape((_circle(), True), (_circle(0.8, (0.4, 0.0)), False)),
+    "arrow": _shape((np.array([[-1, -0.2], [0.15, -0.2], [0.15, -0.55], [1, 0], [0.15, 0.55], [0.15, 0.2],
+                               [-1, 0.2]]), True)),
+    "ell": _shape((np.array([[-0.6, -1], [-0.1, -1], [-0.1, 0.5], [0.6, 0.5], [0.6, 1], [-0.6, 1]]), True)),
+    "wedge": _shape((np.vstack([[0.0, 0.0], _arc(np.deg2rad(35), np.deg2rad(325))]), True)),  # a pac-man
+    "bar": _shape((np.array([[-1, -0.2], [1, -0.2], [1, 0.2], [-1, 0.2]]), True)),
+}
+PATTERNS = ("solid", "stripes", "checker")
+
+
+@dataclass(frozen=True)
+class Look:
+    """What an object looks like: a shape from SHAPES and a fill pattern drawn in the object's own frame."""
+
+    shape: str
+    pattern: str = "solid"
+
+
+APPEARANCE_LOOKS: dict[str, Look] = {
+    **{name: Look(name) for name in ("circle", "square", "triangle", "star", "ring", "cross", "crescent", "arrow")},
+    "striped_square": Look("square", "stripes"),
+    "checkered_disc": Look("circle", "checker"),
+}
+IMAGE_LOOKS: dict[str, Look] = {**APPEARANCE_LOOKS, "ell": Look("ell"), "wedge": Look("wedge")}
+MOTION_SHAPES = ("arrow", "ell", "wedge")  # no rotational symmetry, so a rotation's direction is never ambiguous
+MOTION_CLASSES: tuple[tuple[str, str, int], ...] = (  # (name, attribute that drifts, direction); y points down
+    ("move_right", "x", 1), ("move_left", "x", -1),
+    ("move_down", "y", 1), ("move_up", "y", -1),
+    ("grow", "size", 1), ("shrink", "size", -1),
+    ("rotate_cw", "angle", 1), ("rotate_ccw", "angle", -1),
+    ("fade_in", "alpha", 1), ("fade_out", "alpha", -1),
+)
+# Each motion attribute's circle (low, high) and how far along it the drifting one goes per clip (fractions).
+_CIRCLES = {"x": (0.0, 1.0), "y": (0.0, 1.0), "size": (np.log(0.07), np.log(0.28)), "angle": (0.0, 2 * np.pi),
+            "alpha": (0.25, 1.0)}
+_DRIFT = {"x": (0.25, 0.5), "y": (0.25, 0.5), "size": (0.3, 0.5), "angle": (0.2, 0.4), "alpha": (0.4, 0.6)}
+_TARGET_RADIUS = (0.12, 0.28)  # appearance/images targets, fraction of the frame
+_DISTRACTOR_RADIUS = (0.06, 0.12)
+_STRIPES_PER_RADIUS = 2.5
+_NOISE = 3.0  # sensor noise, std in 0-255 units
+
+
+@dataclass(frozen=True)
+class Track:
+    """Per-frame pose of one object: centre and radius in fractions of the frame, angle (rad), opacity."""
+
+    x: np.ndarray
+    y: np.ndarray
+    radius: np.ndarray
+    angle: np.ndarray
+    alpha: np.ndarray
+
+
+def _motion_target(label: int, rng: np.random.Generator, t: np.ndarray) -> tuple[Look, Track]:
+    _, drifting, direction = MOTION_CLASSES[label]
+    value = {}
+    for name, (low, high) in _CIRCLES.items():
+        phase = np.full_like(t, rng.random())
+        if name == drifting:
+            phase += direction * rng.uniform(*_DRIFT[name]) * t
+        value[name] = low + (high - low) * (phase % 1.0)
+    look = Look(str(rng.choice(MOTION_SHAPES)), str(rng.choice(PATTERNS)))
+    return look, Track(value["x"], value["y"], np.exp(value["size"]), value["angle"], value["alpha"])
+
+
+def _drift_track(rng: np.random.Generator, t: np.ndarray, radius_range: tuple[float, float]) -> Track:
+    """Random start and end pose, interpolated: a random direction and speed, telling nothing, inside the frame."""
+    def lerp(ends: np.ndarray) -> np.ndarray:
+        return ends[0] + (ends[1] - ends[0]) * t
+
+    radius = lerp(np.exp(rng.uniform(*np.log(radius_range), size=2)))
+    margin = radius.max()
+    x, y = lerp(rng.uniform(margin, 1 - margin, size=2)), lerp(rng.uniform(margin, 1 - margin, size=2))
+    angle = rng.uniform(0, 2 * np.pi) + rng.uniform(-np.pi / 2, np.pi / 2) * t
+    return Track(x, y, radius, angle, np.ones_like(t))
+
+
+def _look_target(looks: tuple[Look, ...], label: int, rng: np.random.Generator, t: np.ndarray) -> tuple[Look, Track]:
+    return looks[label], _drift_track(rng, t, _TARGET_RADIUS)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset: class names, default and allowed clip lengths, and how its target object is drawn."""
+
+    classes: tuple[str, ...]
+    num_frames: int
+    min_frames: int
+    max_frames: int | None
+    target: Callable[[int, np.random.Generator, np.ndarray], tuple[Look, Track]]
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "motion": DatasetSpec(tuple(c[0] for c in MOTION_CLASSES), 8, 2, None, _motion_target),
+    "appearance": DatasetSpec(tuple(APPEARANCE_LOOKS), 8, 1, None,
+                              partial(_look_target, tuple(APPEARANCE_LOOKS.values()))),
+    "images": DatasetSpec(tuple(IMAGE_LOOKS), 1, 1, 1, partial(_look_target, tuple(IMAGE_LOOKS.values()))),
+}
+
+
+def _spec(dataset: str) -> DatasetSpec:
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    return DATASETS[dataset]
+
+
+def class_names(dataset: str) -> list[str]:
+    return list(_spec(dataset).classes)
+
+
+def motion_twin(label: int) -> int:
+    """The time-reversed twin of a `motion` class (move_left <-> move_right, grow <-> shrink, ...)."""
+    if not 0 <= label < len(MOTION_CLASSES):
+        raise ValueError(f"motion label must be in [0, {len(MOTION_CLASSES)}), got {label}")
+    return label ^ 1
+
+
+@lru_cache(maxsize=8)
+def _pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    return xx, yy
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A low-contrast texture (gradient, stripes or blotches) around a random colour: float32 [H, W, 3]."""
+    xx, yy = (g / size for g in _pixel_grid(size))
+    kind, angle = rng.integers(3), rng.uniform(0, 2 * np.pi)
+    along = xx * np.cos(angle) + yy * np.sin(angle)
+    if kind == 0:
+        pattern = 2 * (along - along.min()) / (along.max() - along.min()) - 1
+    elif kind == 1:
+        pattern = np.sin(2 * np.pi * along / rng.uniform(0.08, 0.3) + rng.uniform(0, 2 * np.pi))
+    else:
+        blotches = rng.uniform(-1, 1, size=(5, 5)).astype(np.float32)
+        pattern = np.clip(cv2.resize(blotches, (size, size), interpolation=cv2.INTER_CUBIC), -1, 1)
+    colour, amplitude = rng.uniform(30, 225, size=3), rng.uniform(-45, 45, size=3)
+    return (colour + pattern[..., None] * amplitude).astype(np.float32)
+
+
+def _contrasting(rng: np.random.Generator, avoid: Sequence[np.ndarray], candidates: int = 16) -> np.ndarray:
+    """Of a few random colours, the one farthest from all of `avoid`: visible objects without a fixed palette."""
+    colours = rng.uniform(0, 255, size=(candidates, 3))
+    distance = np.min([np.linalg.norm(colours - a, axis=1) for a in avoid], axis=0)
+    return colours[np.argmax(distance)].astype(np.float32)
+
+
+def _coverage(shape: str, centre: np.ndarray, radius: float, angle: float, size: int) -> np.ndarray:
+    """Anti-aliased coverage [H, W] in [0, 1] of a shape, drawn again shifted by the frame size where it wraps."""
+    canvas = np.zeros((size, size), np.uint8)
+    c, s = np.cos(angle), np.sin(angle)
+    rotate = np.array([[c, s], [-s, c]])  # row vectors: v @ rotate == R v, R turning x towards y (clockwise)
+    shifts = [np.array([dx, dy]) for dx in (-size, 0, size) for dy in (-size, 0, size)
+              if np.all(centre + (dx, dy) + radius > -1) and np.all(centre + (dx, dy) - radius < size)]
+    for vertices, drawn in SHAPES[shape]:
+        points = vertices @ rotate * radius + centre
+        for shift in shifts:
+            fixed = np.round((points + shift) * 16).astype(np.int32)  # 4 bits of sub-pixel precision
+            cv2.fillPoly(canvas, [fixed], 255 if drawn else 0, lineType=cv2.LINE_AA, shift=4)
+    return canvas.astype(np.float32) / 255
+
+
+def _fill(pattern: str, colours: tuple[np.ndarray, np.ndarray], centre: np.ndarray, radius: float,
+          angle: float, size: int) -> np.ndarray:
+    """Object colour per pixel: solid [3], or stripes/checker [H, W, 3] that move and turn with the object."""
+    if pattern == "solid":
+        return colours[0]
+    xx, yy = _pixel_grid(size)
+    dx, dy = ((g - c + size / 2) % size - size / 2 for g, c in zip((xx, yy), centre))  # wrap-aware offsets
+    u = (dx * np.cos(angle) + dy * np.sin(angle)) / radius * _STRIPES_PER_RADIUS
+    v = (dy * np.cos(angle) - dx * np.sin(angle)) / radius * _STRIPES_PER_RADIUS
+    bands = np.floor(u) if pattern == "stripes" else np.floor(u) + np.floor(v)
+    return colours[0] + (colours[1] - colours[0]) * (bands % 2)[..., None]
+
+
+def _draw(frames: np.ndarray, look: Look, colours: tuple[np.ndarray, np.ndarray], track: Track) -> np.ndarray:
+    """Composite an object onto float frames [T, H, W, 3] in place; returns its coverage [T, H, W]."""
+    size = frames.shape[1]
+    cover = np.empty(frames.shape[:3], np.float32)
+    for i, frame in enumerate(frames):
+        centre, radius = np.array([track.x[i], track.y[i]]) * size - 0.5, track.radius[i] * size
+        cover[i] = _coverage(look.shape, centre, radius, track.angle[i], size)
+        fill = _fill(look.pattern, colours, centre, radius, track.angle[i], size)
+        frame += (track.alpha[i] * cover[i])[..., None] * (fill - frame)
+    return cover
+
+
+def make_video(dataset: str, label: int, rng: np.random.Generator, num_frames: int | None = None,
+               size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """One clip of class `label`: frames uint8 [T, H, W, 3] RGB and the target's mask bool [T, H, W].
+
+    `num_frames` defaults to the dataset's (8, or 1 for images). Only `rng` decides the content.
+    """
+    spec = _spec(dataset)
+    num_frames = spec.num_frames if num_frames is None else num_frames
+    if not 0 <= label < len(spec.classes):
+        raise ValueError(f"{dataset} label must be in [0, {len(spec.classes)}), got {label}")
+    if num_frames < spec.min_frames or (spec.max_frames is not None and num_frames > spec.max_frames):
+        allowed = spec.min_frames if spec.max_frames == spec.min_frames else f"at least {spec.min_frames}"
+        raise ValueError(f"{dataset} clips need {allowed} frame(s), got num_frames={num_frames}")
+    if size < 32:
+        raise ValueError(f"size must be at least 32 pixels for the shapes to be recognisable, got {size}")
+    t = np.linspace(0.0, 1.0, num_frames)
+    background = _background(rng, size)
+    backdrop = background.mean(axis=(0, 1))
+    frames = np.repeat(background[None], num_frames, axis=0)
+    for _ in range(rng.integers(1, 3)):  # distractors go behind the target, so the mask is all target
+        colour = _contrasting(rng, [backdrop], candidates=4)
+        _draw(frames, Look("bar"), (colour, colour), _drift_track(rng, t, _DISTRACTOR_RADIUS))
+    look, track = spec.target(label, rng, t)
+    first = _contrasting(rng, [backdrop])
+    cover = _draw(frames, look, (first, _contrasting(rng, [backdrop, first])), track)
+    frames += _NOISE * rng.standard_normal(frames.shape, dtype=np.float32)
+    return np.clip(np.rint(frames), 0, 255).astype(np.uint8), cover > 0.5
+
+
+@dataclass
+class VideoSet:
+    """A generated dataset: frames uint8 [n, T, H, W, 3] RGB, target masks bool [n, T, H, W], labels int64 [n]."""
+
+    dataset: str
+    frames: np.ndarray
+    masks: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def generate(dataset: str, n: int, seed: int, num_frames: int | None = None, size: int = 64) -> VideoSet:
+    """`n` clips, labels cycling through the classes (balanced). Clip i depends only on (dataset, seed, i),
+    so the same seed gives identical bytes and a larger `n` extends a smaller one."""
+    spec = _spec(dataset)
+    if n < 0 or seed < 0:
+        raise ValueError(f"n and seed must be non-negative, got n={n}, seed={seed}")
+    num_frames = spec.num_frames if num_frames is None else num_frames
+    labels = np.arange(n, dtype=np.int64) % len(spec.classes)
+    frames = np.empty((n, num_frames, size, size, 3), np.uint8)
+    masks = np.empty((n, num_frames, size, size), bool)
+    stream = zlib.crc32(dataset.encode())  # a stable id, unlike hash(): datasets with one seed still differ
+    for i, label in enumerate(labels):
+        rng = np.random.default_rng([stream, seed, i])
+        frames[i], masks[i] = make_video(dataset, int(label), rng, num_frames, size)
+    return VideoSet(dataset, frames, masks, labels, list(spec.classes))
+
+
+def to_clip_tensor(frames: np.ndarray, mean: Sequence[float] = (0.45,) * 3,
+                   std: Sequence[float] = (0.225,) * 3) -> torch.Tensor:
+    """uint8 [..., T, H, W, 3] RGB -> normalised float32 [..., 3, T, H, W], the model's input layout."""
+    if frames.dtype != np.uint8 or frames.ndim < 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected uint8 frames [..., T, H, W, 3], got {frames.dtype} {frames.shape}")
+    x = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255)
+    x = (x - torch.tensor(mean)) / torch.tensor(std)
+    return x.movedim(-1, -4).contiguous()
+
+
+def write_mp4(frames: np.ndarray, path: str | Path, fps: int = 8) -> Path:
+    """Write uint8 [T, H, W, 3] RGB as H.264 (MPEG-4 part 2 if this PyAV lacks libx264), yuv420p."""
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise ValueError(f"expected uint8 frames [T>0, H, W, 3], got {frames.dtype} {frames.shape}")
+    height, width = frames.shape[1:3]
+    if height % 2 or width % 2:
+        raise ValueError(f"yuv420p video needs an even height and width, got {height}x{width}")
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    path = Path(path)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": "18"}
+        else:
+            stream.bit_rate = 8_000_000
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def write_samples(folder: str | Path, per_class: int = 1, seed: int = 0, num_frames: int = 16, size: int = 224,
+                  fps: int = 8) -> list[Path]:
+    """Sample clips `<dataset>_<class>_<k>.mp4` of the video datasets, for the app to offer."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for dataset in ("motion", "appearance"):
+        clips = generate(dataset, per_class * len(DATASETS[dataset].classes), seed, num_frames, size)
+        for i, (frames, label) in enumerate(zip(clips.frames, clips.labels)):
+            name = f"{dataset}_{clips.class_names[label]}_{i // len(clips.class_names)}.mp4"
+            paths.append(write_mp4(frames, folder / name, fps))
+    return paths

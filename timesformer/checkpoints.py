@@ -1,0 +1,323 @@
+"""Load TimeSformer weights from the formats people actually have, and save our own.
+
+Formats (detected from the file, not the name):
+- ours: a safetensors file whose metadata holds the config, normalisation and label names;
+- official: a `.pyth` from facebookresearch/TimeSformer, `{"model_state": ...}` with keys prefixed `model.`;
+- Hugging Face: a directory with config.json and model.safetensors / pytorch_model.bin, or a bare state dict
+  of `TimesformerForVideoClassification` (keys `timesformer.*`, `classifier.*`);
+- MMAction2: `{"state_dict": ...}` with `backbone.*` / `cls_head.*` keys and inputs scaled to [-1, 1].
+
+Files are read with `torch.load(weights_only=True)` or safetensors only, and every key must find its place:
+a mismatch is an error that lists what is missing and unexpected, never a silent partial load.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from .model import TimeSformer, TimeSformerConfig
+
+OFFICIAL_NORMALIZATION = ((0.45, 0.45, 0.45), (0.225, 0.225, 0.225))
+MMACTION_NORMALIZATION = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+FORMAT_TAG = "timesformer-explorer"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used, with the reason in words."""
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference with everything needed to feed it and read its output."""
+
+    model: TimeSformer
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    labels: list[str]
+    source_format: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def config(self) -> TimeSformerConfig:
+        return self.model.config
+
+
+# --- key renaming: each format's names -> ours (ours are the official names without `model.`) ---
+
+HF_RULES = [
+    (r"^timesformer\.embeddings\.cls_token$", "cls_token"),
+    (r"^timesformer\.embeddings\.position_embeddings$", "pos_embed"),
+    (r"^timesformer\.embeddings\.time_embeddings$", "time_embed"),
+    (r"^timesformer\.embeddings\.patch_embeddings\.projection\.", "patch_embed.proj."),
+    (r"^timesformer\.encoder\.layer\.(\d+)\.layernorm_before\.", r"blocks.\1.norm1."),
+    (r"^timesformer\.encoder\.layer\.(\d+)\.attention\.attention\.qkv\.", r"blocks.\1.attn.qkv."),
+    (r"^timesformer\.encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"blocks.\1.attn.proj."),
+    (r"^timesformer\.encoder\.layer\.(\d+)\.temporal_layernorm\.", r"blocks.\1.temporal_norm1."),
+    (r"^timesformer\.encoder\.layer\.(\d+)\.temporal_attention\.attention\.qkv\.", r"blocks.\1.temporal_attn.qkv."),
+    (r"^timesformer\.encoder\.layer\.(\d+)\.temporal_attention\.output\.dense\.", r"blocks.\1.temporal_attn.proj."),
+    (r"^timesformer\.encoder\.layer\.(\d+)\.temporal_dense\.", r"blocks.\1.temporal_fc."),
+    (r"^timesformer\.encoder\.layer\.(\d+)\.layernorm_after\.", r"blocks.\1.norm2."),
+    (r"^timesformer\.encoder\.layer\.(\d+)\.intermediate\.dense\.", r"blocks.\1.mlp.fc1."),
+    (r"^timesformer\.encoder\.layer\.(\d+)\.output\.dense\.", r"blocks.\1.mlp.fc2."),
+    (r"^timesformer\.layernorm\.", "norm."),
+    (r"^classifier\.", "head."),
+]
+
+_MM_LAYER = r"^backbone\.transformer_layers\.layers\.(\d+)\."
+MMACTION_RULES = [
+    (r"^backbone\.(cls_token|pos_embed|time_embed)$", r"\1"),
+    (r"^backbone\.patch_embed\.projection\.", "patch_embed.proj."),
+    # divided space-time: attentions.0 is temporal, attentions.1 spatial, each with its own norm
+    (_MM_LAYER + r"attentions\.0\.norm\.", r"blocks.\1.temporal_norm1."),
+    (_MM_LAYER + r"attentions\.0\.temporal_fc\.", r"blocks.\1.temporal_fc."),
+    (_MM_LAYER + r"attentions\.1\.norm\.", r"blocks.\1.norm1."),
+    (_MM_LAYER + r"ffns\.0\.norm\.", r"blocks.\1.norm2."),
+    # joint / space-only: plain norms around one attention
+    (_MM_LAYER + r"norms\.0\.", r"blocks.\1.norm1."),
+    (_MM_LAYER + r"norms\.1\.", r"blocks.\1.norm2."),
+    (_MM_LAYER + r"ffns\.0\.layers\.0\.0\.", r"blocks.\1.mlp.fc1."),
+    (_MM_LAYER + r"ffns\.0\.layers\.1\.", r"blocks.\1.mlp.fc2."),
+    (r"^backbone\.norm\.", "norm."),
+    (r"^cls_head\.fc_cls\.", "head."),
+]
+_MM_ATTENTION = re.compile(_MM_LAYER + r"attentions\.(\d)\.attn\.(in_proj_weight|in_proj_bias|out_proj\.weight|out_proj\.bias)$")
+
+
+def _rename(state: dict[str, Tensor], rules: list[tuple[str, str]]) -> dict[str, Tensor]:
+    """Apply the first matching rule to each key; keys no rule matches are kept, to be reported as unexpected."""
+    compiled = [(re.compile(pattern), replacement) for pattern, replacement in rules]
+    renamed = {}
+    for key, value in state.items():
+        for pattern, replacement in compiled:
+            if pattern.search(key):
+                key = pattern.sub(replacement, key, count=1)
+                break
+        renamed[key] = value
+    return renamed
+
+
+def _rename_mmaction(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """MMAction2 keeps attention in nn.MultiheadAttention (in_proj = [q; k; v], like our fused qkv)."""
+    divided = any(".attentions.1." in key for key in state)
+    renamed = {}
+    for key, value in state.items():
+        match = _MM_ATTENTION.match(key)
+        if match:
+            block, index, param = match.groups()
+            module = "temporal_attn" if divided and index == "0" else "attn"
+            target = {"in_proj_weight": "qkv.weight", "in_proj_bias": "qkv.bias"}.get(param, param.replace("out_proj", "proj"))
+            renamed[f"blocks.{block}.{module}.{target}"] = value
+        else:
+            renamed.update(_rename({key: value}, MMACTION_RULES))
+    return renamed
+
+
+# --- reading files ---
+
+def _torch_load(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a bad pickle or zip
+        text = str(error)
+        if "Weights only load failed" in text or "Unsupported global" in text:
+            raise CheckpointError(
+                f"{path.name} holds Python objects other than plain tensors; it is not loaded, since unpickling "
+                "them could run arbitrary code. Re-save it as a plain state dict or safetensors."
+            ) from None
+        raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint (truncated or not a checkpoint): {text.splitlines()[0][:200]}") from None
+
+
+def _safetensors_load(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        return load_file(str(path)), metadata
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path.name} is not a readable safetensors file (truncated or corrupt): {error}") from None
+
+
+def _read_state(path: Path) -> tuple[dict[str, Tensor], dict[str, str], object]:
+    """(tensors, safetensors metadata, the raw torch object or None) of a file, whatever its container."""
+    with path.open("rb") as handle:
+        head = handle.read(16)
+    if not head:
+        raise CheckpointError(f"{path.name} is empty (0 bytes)")
+    if path.suffix == ".safetensors":
+        state, metadata = _safetensors_load(path)
+        return state, metadata, None
+    raw = _torch_load(path)
+    return _state_dict_of(raw, path), {}, raw
+
+
+def _state_dict_of(raw: object, path: Path) -> dict[str, Tensor]:
+    if isinstance(raw, dict):
+        for key in ("model_state", "state_dict", "model", "module"):
+            if isinstance(raw.get(key), dict):
+                raw = raw[key]
+                break
+    if not isinstance(raw, dict) or not raw or not all(isinstance(v, Tensor) for v in raw.values()):
+        raise CheckpointError(f"{path.name} does not contain a state dict of tensors")
+    return raw
+
+
+# --- building the config from what a checkpoint says ---
+
+def _infer_config(state: dict[str, Tensor], num_frames: int | None, num_heads: int | None) -> TimeSformerConfig:
+    """Architecture from tensor shapes, for formats that carry no config (official, MMAction2, bare HF).
+
+    Shapes do not tell the number of heads: without `num_heads` we take ViT's 64 channels per head
+    (12 heads for ViT-B, 16 for ViT-L), which holds for every released TimeSformer.
+    """
+    try:
+        dim, chans, patch, _ = state["patch_embed.proj.weight"].shape
+        patches = state["pos_embed"].shape[1] - 1
+        depth = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k)))
+        num_classes = state["head.weight"].shape[0]
+        hidden = state["blocks.0.mlp.fc1.weight"].shape[0]
+    except (KeyError, ValueError) as error:
+        raise CheckpointError(f"checkpoint lacks the tensors that define a TimeSformer ({error})") from None
+    if "blocks.0.temporal_attn.qkv.weight" in state:
+        scheme = "divided_space_time"
+    elif "time_embed" in state:
+        scheme = "joint_space_time"
+    else:
+        scheme = "space_only"
+    frames = state["time_embed"].shape[1] if "time_embed" in state else (num_frames or 8)
+    side = int(round(patches**0.5))
+    return TimeSformerConfig(
+        scheme=scheme, num_frames=frames, image_size=side * patch, patch_size=patch, in_chans=chans,
+        embed_dim=dim, depth=depth, num_heads=num_heads or max(1, dim // 64), mlp_ratio=hidden / dim, num_classes=num_classes,
+    )
+
+
+def _hf_config(config_json: dict) -> TimeSformerConfig:
+    return TimeSformerConfig(
+        scheme=config_json.get("attention_type", "divided_space_time"),
+        num_frames=config_json["num_frames"], image_size=config_json["image_size"],
+        patch_size=config_json["patch_size"], in_chans=config_json.get("num_channels", 3),
+        embed_dim=config_json["hidden_size"], depth=config_json["num_hidden_layers"],
+        num_heads=config_json["num_attention_heads"],
+        mlp_ratio=config_json["intermediate_size"] / config_json["hidden_size"],
+        num_classes=len(config_json.get("id2label") or {}) or config_json.get("num_labels", 400),
+    )
+
+
+def _hf_labels(config_json: dict) -> list[str]:
+    id2label = config_json.get("id2label") or {}
+    return [id2label[k] for k in sorted(id2label, key=int)]
+
+
+def _hf_normalization(folder: Path):
+    processor = folder / "preprocessor_config.json"
+    if processor.exists():
+        settings = json.loads(processor.read_text())
+        if "image_mean" in settings and "image_std" in settings:
+            return tuple(settings["image_mean"]), tuple(settings["image_std"])
+    return OFFICIAL_NORMALIZATION
+
+
+def _build(config: TimeSformerConfig, state: dict[str, Tensor], source: str) -> TimeSformer:
+    """Model from config and renamed state; any missing, unexpected or mis-shaped tensor is an error."""
+    model = TimeSformer(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        def listing(title: str, items: list[str]) -> str:
+            more = f" (+{len(items) - 8} more)" if len(items) > 8 else ""
+            return f"\n  {title}: {', '.join(items[:8])}{more}" if items else ""
+
+        raise CheckpointError(
+            f"the {source} checkpoint does not fit a {config.scheme} TimeSformer"
+            + listing("missing", missing) + listing("unexpected", unexpected) + listing("wrong shape", wrong)
+        )
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def _default_labels(count: int) -> list[str]:
+    return [f"class {i}" for i in range(count)]
+
+
+def load_checkpoint(path: str | Path, num_frames: int | None = None, num_heads: int | None = None) -> LoadedModel:
+    """Load any supported checkpoint.
+
+    `num_frames` and `num_heads` matter only for files without a config: space-only models store no frame
+    count, and no format without a config stores the number of heads.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}")
+    if path.is_dir():
+        return _load_hf_folder(path)
+    state, metadata, raw = _read_state(path)
+    if metadata.get("format") == FORMAT_TAG:
+        config = TimeSformerConfig(**json.loads(metadata["config"]))
+        mean, std = json.loads(metadata["normalization"])
+        return LoadedModel(_build(config, state, "our"), tuple(mean), tuple(std), json.loads(metadata["labels"]), "ours", metadata)
+    keys = list(state)
+    if any(k.startswith("timesformer.") for k in keys):
+        state = _rename(state, HF_RULES)
+        config = _infer_config(state, num_frames, num_heads)
+        model = _build(config, state, "Hugging Face")
+        return LoadedModel(model, *OFFICIAL_NORMALIZATION, _default_labels(config.num_classes), "huggingface")
+    if any(k.startswith("backbone.") for k in keys):
+        state = _rename_mmaction(state)
+        config = _infer_config(state, num_frames, num_heads)
+        return LoadedModel(_build(config, state, "MMAction2"), *MMACTION_NORMALIZATION, _default_labels(config.num_classes), "mmaction2")
+    if all(k.startswith("model.") for k in keys):
+        state = {k.removeprefix("model."): v for k, v in state.items()}
+    if "patch_embed.proj.weight" in state:
+        config = _infer_config(state, num_frames, num_heads)
+        source = "official" if isinstance(raw, dict) and "model_state" in raw else "plain"
+        return LoadedModel(_build(config, state, source), *OFFICIAL_NORMALIZATION, _default_labels(config.num_classes), source)
+    raise CheckpointError(f"{path.name} is not a TimeSformer checkpoint; its first keys are {', '.join(keys[:5])}")
+
+
+def _load_hf_folder(folder: Path) -> LoadedModel:
+    config_path = folder / "config.json"
+    if not config_path.exists():
+        raise CheckpointError(f"{folder} is a folder without config.json, so not a Hugging Face model")
+    try:
+        config_json = json.loads(config_path.read_text())
+        config = _hf_config(config_json)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{config_path} is not a TimeSformer config ({error})") from None
+    weights = [folder / name for name in ("model.safetensors", "pytorch_model.bin") if (folder / name).exists()]
+    if not weights:
+        raise CheckpointError(f"{folder} has no model.safetensors or pytorch_model.bin")
+    state, _, _ = _read_state(weights[0])
+    model = _build(config, _rename(state, HF_RULES), "Hugging Face")
+    labels = _hf_labels(config_json) or _default_labels(config.num_classes)
+    return LoadedModel(model, *_hf_normalization(folder), labels, "huggingface")
+
+
+def save_checkpoint(path: str | Path, loaded: LoadedModel, **metadata: str) -> None:
+    """Write our safetensors format: weights plus config, normalisation, labels and any extra metadata."""
+    model = loaded.model
+    info = {
+        "format": FORMAT_TAG,
+        "config": json.dumps(model.config.to_dict()),
+        "normalization": json.dumps([list(loaded.mean), list(loaded.std)]),
+        "labels": json.dumps(loaded.labels),
+        **metadata,
+    }
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata=info)
+
+
+def official_state_dict(model: TimeSformer) -> dict[str, Tensor]:
+    """The model's weights in the official `.pyth` layout, for interchange with the official code."""
+    return {f"model.{k}": v for k, v in model.state_dict().items()}

@@ -1,0 +1,184 @@
+"""What a forward pass costs: multiply-adds and memory, counted analytically and measured.
+
+The paper's "FLOPs" are multiply-adds (MACs) per view: ViT-B divided 8x224 is 0.196 T per view, 0.59 T for
+its 3 views (Table 2). `count_macs` follows the same convention; `torch.utils.flop_counter` counts 2 FLOPs
+per MAC, so `measure_flops(...) == 2 * count_macs(...)["total"]` up to what neither counts: elementwise work
+(LayerNorm, GELU, softmax, residual sums), which is below 1% here.
+
+Everything is a plain function of a config (and optionally a patch grid), cheap enough to call over every
+resolution (224..560) and clip length (8..96) of the paper's Figure 3. The group sizes of every attention
+stage are read off the scheme's own einops patterns, so a new scheme is costed without touching this file.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+from torch.utils.flop_counter import FlopCounterMode
+
+from .layout import Grid
+from .model import TimeSformer, TimeSformerConfig
+from .schemes import scheme_block
+
+GIB = 2**30
+MEMORY_BUDGET = 0.8
+"""Fraction of the available memory a run may use before `check_memory` refuses it."""
+
+
+@dataclass(frozen=True)
+class StageShape:
+    """One attention stage of one block, for one clip: `groups` sequences of `length` tokens each."""
+
+    name: str
+    groups: int
+    length: int
+    """Tokens per group, the CLS copy included when the stage joins CLS: the keys each query compares to."""
+    with_cls: bool
+    has_fc: bool
+
+    @property
+    def tokens(self) -> int:
+        return self.groups * self.length
+
+
+@dataclass(frozen=True)
+class BlockShape:
+    """The token counts one block of a scheme sees for one clip."""
+
+    sequences: int
+    """Sequences the model runs per clip: T for per-frame schemes (space-only), else 1."""
+    tokens: int
+    """Residual-stream tokens per clip, CLS (and its per-frame copies) included."""
+    patches: int
+    stages: tuple[StageShape, ...]
+
+
+def block_shape(config: TimeSformerConfig, grid: Grid | None = None) -> BlockShape:
+    """Group counts and lengths of every stage, found by grouping an empty meta tensor with the stage's pattern."""
+    grid = config.grid if grid is None else grid
+    if min(grid.t, grid.h, grid.w) < 1:
+        raise ValueError(f"patch grid must be positive in every axis, got {grid}")
+    block = scheme_block(config.scheme)
+    block.check_grid(grid)
+    sequences, seq_grid = (grid.t, Grid(1, grid.h, grid.w)) if block.per_frame else (1, grid)
+    patches = torch.empty(sequences, seq_grid.num_patches, 1, device="meta")
+    stages = []
+    for stage in block.stages:
+        groups, length, _ = stage.group(patches, seq_grid).shape
+        stages.append(StageShape(stage.name, groups, length + stage.with_cls, stage.with_cls, bool(stage.prefix)))
+    return BlockShape(sequences, sequences * (1 + seq_grid.num_patches), grid.num_patches, tuple(stages))
+
+
+def count_macs(config: TimeSformerConfig, grid: Grid | None = None) -> dict[str, int]:
+    """Multiply-adds of one clip (one view), by layer kind and attention stage, and their `total`.
+
+    Linear layers cost tokens x in x out. Each stage runs qkv and proj on its grouped tokens (so the CLS copies
+    of a stage that joins CLS are paid for), its extra `fc` on the patches and on the averaged CLS update.
+    Attention costs groups x length^2 x dim twice: Q K^T and then probabilities times V.
+    """
+    grid = config.grid if grid is None else grid
+    shape = block_shape(config, grid)
+    dim, depth = config.embed_dim, config.depth
+    hidden = int(dim * config.mlp_ratio)
+    macs = {
+        "patch_embed": grid.num_patches * config.in_chans * config.patch_size**2 * dim,
+        "qkv": depth * sum(stage.tokens for stage in shape.stages) * dim * 3 * dim,
+        "proj": depth * sum(stage.tokens for stage in shape.stages) * dim * dim,
+        "fc": depth
+        * sum(shape.patches + shape.sequences * stage.with_cls for stage in shape.stages if stage.has_fc)
+        * dim
+        * dim,
+        "mlp": depth * shape.tokens * 2 * dim * hidden,
+        "head": dim * config.num_classes,
+    }
+    for stage in shape.stages:
+        macs[f"attention.{stage.name}"] = depth * 2 * stage.groups * stage.length**2 * dim
+    macs["total"] = sum(macs.values())
+    return macs
+
+
+def comparisons_per_patch(config: TimeSformerConfig, grid: Grid | None = None) -> int:
+    """Keys one patch query is compared with in one block, summed over the block's stages.
+
+    Counted as the model computes: the length of the query's group in every stage, itself and the CLS copy
+    included where the stage joins CLS. Joint: N*T + 1, as the paper says. Divided: T + (N + 1) = N + T + 1,
+    one less than the paper's N + F + 2, whose Eqs. 6-7 also put CLS among the temporal keys; the official
+    code (and ours) leaves CLS out of temporal attention.
+    """
+    return sum(stage.length for stage in block_shape(config, grid).stages)
+
+
+def measure_flops(model: nn.Module, video: Tensor) -> int:
+    """FLOPs (2 per multiply-add) of one forward pass, counted by `torch.utils.flop_counter`.
+
+    The counter sees fused SDPA on CPU as zero work, so attention runs on the math backend here, which
+    decomposes into the matrix products the counter knows.
+    """
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model(video)
+    return counter.get_total_flops()
+
+
+def parameter_count(config: TimeSformerConfig) -> int:
+    """Parameters of the model, built on the meta device: exact and nearly free."""
+    with torch.device("meta"):
+        return TimeSformer(config).num_parameters()
+
+
+class MemoryBudgetError(RuntimeError):
+    """A run would need more memory than this machine can spare."""
+
+
+class _StorageTracker(TorchDispatchMode):
+    """Live bytes of the tensor storages created while active, and their peak.
+
+    A storage counts from the op that creates it until Python frees it; outputs that alias an input (views,
+    in-place ops) create nothing. What existed before (weights, the input clip) is not counted.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, Tensor)}
+        for tensor in tree_leaves(out):
+            if not isinstance(tensor, Tensor):
+                continue
+            storage = tensor.untyped_storage()
+            if storage.data_ptr() in inputs or storage.nbytes() == 0:
+                continue
+            inputs.add(storage.data_ptr())
+            self.live += storage.nbytes()
+            weakref.finalize(storage, self._release, storage.nbytes())
+        self.peak = max(self.peak, self.live)
+        return out
+
+    def _release(self, nbytes: int) -> None:
+        self.live -= nbytes
+
+
+def measure_peak_bytes(model: TimeSformer, video: Tensor, capture: bool = False, training: bool = False) -> int:
+    """Peak bytes of the tensors one pass allocates beyond the weights and the clip.
+
+    Inference runs under `no_grad`; training also runs backward from the summed logits (gradients returned,
+    not accumulated, so the model is left as found). `capture` takes the explicit softmax path and keeps
+    every block's attention probabilities, as `inspect` does.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    with torch.set_grad_enabled(training), _StorageTracker() as tracker:
+        logits = model.inspect(video).logits if capture else model(video)
+        if training:
+            torch.autograd.grad(logits.sum(), params)
+        del logits
+    return tracker.peak
