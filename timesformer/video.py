@@ -1,29 +1,35 @@
 """Video input as the paper tests: decode, sample one clip from the middle, resize, crop, normalise.
 
-Decoding: the header is read with PyAV (maintained, never crashes on bad input) and checked against the limits
-below; frames are then decoded by decord (fast batch seeking), else PyAV, else OpenCV, which all index frames
+Decoding: the header is read with PyAV (maintained, robust on bad input) and checked against the limits
+below; frames are then decoded by decord (fast batch seeking), else PyAV, else OpenCV, which all number frames
 the same way (frame k = k-th frame in presentation order), so every backend returns the same frames.
 Rotation metadata is ignored, as decord does. decord can abort the whole process on a corrupt file: open
 files you have not seen before with `check_in_subprocess` (or `load_clip(..., untrusted=True)`).
 
+This file imports nothing from the package and imports torch only where it makes the tensor, so the checking
+child runs it by path with the decoders alone (about 0.5 s instead of 3 s or more with torch).
 Run `python -m timesformer.video VIDEO` to print what `probe` sees, as JSON.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import cv2
 import decord
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_SIDE = 8192  # px per side; 8K UHD (7680x4320) passes
 MAX_PIXELS = 40_000_000  # per frame
@@ -56,7 +62,7 @@ class VideoTooLarge(VideoError):
     """Resolution or duration above MAX_SIDE / MAX_PIXELS / MAX_DURATION_S."""
 
 
-_ERRORS = {cls.__name__: cls for cls in (VideoError, VideoNotFound, EmptyVideo, NotAVideo, UndecodableVideo, VideoTooLarge)}
+_ERRORS = {cls.__name__: cls for cls in (VideoError, *VideoError.__subclasses__())}  # to rebuild the child's error
 _REENCODE = "re-encode it as H.264, e.g. `ffmpeg -i in.mp4 -c:v libx264 -pix_fmt yuv420p out.mp4`"
 
 
@@ -82,7 +88,7 @@ class Clip:
 def read_header(path: str | Path) -> VideoInfo:
     """Facts from the container header (no frame is decoded), refused early if the file is unusable or too big."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise VideoNotFound(f"{path.name} was not found at {path}: check the path or upload the file again")
     if path.stat().st_size == 0:
         raise EmptyVideo(f"{path.name} is empty (0 bytes): upload a video file")
@@ -99,7 +105,7 @@ def read_header(path: str | Path) -> VideoInfo:
             raise NotAVideo(f"{path.name} has no video stream (it contains {content}): upload a video file")
         stream = container.streams.video[0]
         if stream.codec_context is None:
-            raise UndecodableVideo(f"{path.name} uses a video codec FFmpeg cannot decode ({stream.codec_tag!r}): {_REENCODE}")
+            raise UndecodableVideo(f"{path.name} uses a video codec FFmpeg cannot decode: {_REENCODE}")
         width, height = stream.codec_context.width, stream.codec_context.height
         if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
             raise VideoTooLarge(
@@ -109,24 +115,17 @@ def read_header(path: str | Path) -> VideoInfo:
         fps = float(stream.average_rate or stream.guessed_rate or 0)
         if fps <= 0:
             raise UndecodableVideo(f"{path.name} does not declare a frame rate: {_REENCODE}")
-        if stream.duration:
-            _check_duration(path, float(stream.duration * stream.time_base))
-        elif container.duration:
-            _check_duration(path, container.duration / av.time_base)
-        # Without a frame count in the header (webm, mkv), count packets: demuxing only, bounded by the limit.
+        # Without a frame count in the header (webm, mkv), count packets: demuxing only, stopped past the limit.
         num_frames = stream.frames or _count_packets(container, stream, limit=int(MAX_DURATION_S * fps) + 1)
     if num_frames == 0:
         raise EmptyVideo(f"{path.name} has a video stream but no frames: upload a video with at least one frame")
-    _check_duration(path, num_frames / fps)
-    return VideoInfo(str(path), "", num_frames, fps, width, height, num_frames / fps)
-
-
-def _check_duration(path: Path, seconds: float) -> None:
-    if seconds > MAX_DURATION_S:
+    duration_s = num_frames / fps
+    if duration_s > MAX_DURATION_S:
         raise VideoTooLarge(
-            f"{path.name} lasts {seconds / 60:.1f} min, above the limit of {MAX_DURATION_S / 60:g} min: cut out the part "
-            "you want, e.g. `ffmpeg -ss 60 -t 30 -i in.mp4 out.mp4`"
+            f"{path.name} lasts at least {duration_s / 60:.1f} min, above the limit of {MAX_DURATION_S / 60:g} min: "
+            "cut out the part you want, e.g. `ffmpeg -ss 60 -t 30 -i in.mp4 out.mp4`"
         )
+    return VideoInfo(str(path), "", num_frames, fps, width, height, duration_s)
 
 
 def _count_packets(container: av.container.InputContainer, stream: av.VideoStream, limit: int) -> int:
@@ -148,6 +147,9 @@ def probe(path: str | Path, backends: Sequence[str] = BACKENDS) -> VideoInfo:
 
 def decode(info: VideoInfo, indices: Sequence[int], backends: Sequence[str] = BACKENDS) -> tuple[str, np.ndarray]:
     """Frames `indices` as [len, H, W, 3] uint8 RGB from the first backend that succeeds, and that backend's name."""
+    unknown = set(backends) - set(_DECODERS)
+    if unknown:
+        raise ValueError(f"unknown backends {sorted(unknown)}; choose from {BACKENDS}")
     expected = (len(indices), info.height, info.width, 3)
     failures = []
     for name in backends:
@@ -160,7 +162,7 @@ def decode(info: VideoInfo, indices: Sequence[int], backends: Sequence[str] = BA
             return name, frames
         failures.append(f"{name}: returned {frames.dtype} {frames.shape} instead of {expected}")
     raise UndecodableVideo(
-        f"{Path(info.path).name} could not be decoded; it is probably corrupt or truncated. {_REENCODE}. "
+        f"{Path(info.path).name} could not be decoded, it is probably corrupt or truncated: {_REENCODE}. "
         f"Details: {' | '.join(failures)}"
     )
 
@@ -183,7 +185,8 @@ def _decode_pyav(info: VideoInfo, indices: Sequence[int]) -> np.ndarray:
         for target in sorted(set(indices)):
             if position < target:
                 if decoded is None or target - position > _SEEK_GAP:
-                    container.seek(round((start_s + target / info.fps) / stream.time_base), stream=stream, backward=True)
+                    timestamp = round((start_s + target / info.fps) / stream.time_base)
+                    container.seek(timestamp, stream=stream, backward=True)
                     decoded = container.decode(stream)
                 for av_frame in decoded:
                     position = round((av_frame.time - start_s) * info.fps)
@@ -208,7 +211,7 @@ def _decode_opencv(info: VideoInfo, indices: Sequence[int]) -> np.ndarray:
         for target in sorted(set(indices)):
             if target - position > _SEEK_GAP:
                 capture.set(cv2.CAP_PROP_POS_FRAMES, target)
-                position = target
+                position = round(capture.get(cv2.CAP_PROP_POS_FRAMES))  # may stay short, e.g. in a truncated file
             while position < target:
                 if not capture.grab():
                     raise RuntimeError(f"OpenCV stopped at frame {position}")
@@ -277,26 +280,28 @@ def frames_to_clip(
     short_side: int | None = None,
 ) -> Clip:
     """RGB uint8 frames [T, H, W, 3] -> Clip, the one preprocessing path for files and in-memory videos alike."""
+    import torch  # here, not at the top: see the module docstring
+
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or 0 in frames.shape:
         raise ValueError(f"frames must be a non-empty uint8 array [T, H, W, 3], got {frames.dtype} {frames.shape}")
+    if len(mean) != 3 or len(std) != 3:
+        raise ValueError(f"mean and std need one value per RGB channel, got {mean} and {std}")
     short_side = short_side or default_short_side(crop_size)
     if short_side < crop_size:
         raise ValueError(f"short_side {short_side} is smaller than crop_size {crop_size}")
     height, width = frames.shape[1:3]
     scale = short_side / min(height, width)
-    size = (short_side, max(short_side, round(width * scale))) if height <= width else (max(short_side, round(height * scale)), short_side)
-    # Resize uint8 frame by frame (INTER_AREA anti-aliases when shrinking) so a full-resolution float copy never exists.
+    height, width = round(height * scale), round(width * scale)
+    # Resize uint8 frame by frame (INTER_AREA anti-aliases when shrinking): no full-resolution float copy is made.
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = np.stack([cv2.resize(frame, size[::-1], interpolation=interpolation) for frame in frames])
-    offsets = crop_offsets(*size, crop_size, crops)
+    resized = np.stack([cv2.resize(frame, (width, height), interpolation=interpolation) for frame in frames])
+    offsets = crop_offsets(height, width, crop_size, crops)
     views = np.stack([resized[:, t : t + crop_size, l : l + crop_size] for t, l in offsets])  # [crops, T, S, S, 3]
-    mean_t = torch.tensor(mean, dtype=torch.float32)
-    std_t = torch.tensor(std, dtype=torch.float32)
-    tensor = (torch.from_numpy(views).float() / 255 - mean_t) / std_t
-    top, left = crop_offsets(*size, crop_size, 1)[0]
-    display = np.ascontiguousarray(resized[:, top : top + crop_size, left : left + crop_size])
-    return Clip(tensor.permute(0, 4, 1, 2, 3).contiguous(), display, list(range(len(frames))), None)
+    mean_t, std_t = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+    tensor = ((torch.from_numpy(views).float() / 255 - mean_t) / std_t).permute(0, 4, 1, 2, 3).contiguous()
+    centre = views[len(offsets) // 2]  # the middle one of 1 or 3 crops
+    return Clip(tensor, centre, list(range(len(frames))), None)
 
 
 def load_clip(
@@ -327,22 +332,24 @@ def check_in_subprocess(path: str | Path, timeout_s: float = 20.0, backends: Seq
     If the child dies from a signal, the check is repeated without the backend that was tried first.
     """
     path = Path(path)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")]))}
     for first in range(len(backends)):
-        command = [sys.executable, "-m", __name__, str(path), "--backends", ",".join(backends[first:])]
+        # -P: do not put timesformer/ on sys.path (its modules could shadow others); the file is self-contained.
+        command = [sys.executable, "-P", __file__, str(path), "--backends", ",".join(backends[first:])]
         try:
-            result = subprocess.run(
-command, capture_output=True, text=True, timeout=timeout_s, env=env)
+            result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired as e:
-            raise UndecodableVideo(f"{path.name} took longer than {timeout_s:g} s to open: it is probably corrupt. {_REENCODE}") from e
-        if result.returncode >= 0:
+            raise UndecodableVideo(
+                f"{path.name} took longer than {timeout_s:g} s to open, it is probably corrupt: {_REENCODE}"
+            ) from e
+        if result.returncode >= 0:  # negative: killed by a signal
             break
     if result.returncode < 0:
         name = signal.Signals(-result.returncode).name
-        raise UndecodableVideo(f"every video decoder crashed ({name}) on {path.name}: the file is corrupt. {_REENCODE}")
+        raise UndecodableVideo(f"{path.name} crashed every video decoder ({name}), it is corrupt: {_REENCODE}")
     lines = result.stdout.strip().splitlines()
     if result.returncode != 0 or not lines:
-        raise UndecodableVideo(f"checking {path.name} failed (exit code {result.returncode}): {result.stderr.strip()[-300:]}")
+        details = result.stderr.strip()[-300:]
+        raise UndecodableVideo(f"{path.name} could not be checked (exit code {result.returncode}): {details}")
     answer = json.loads(lines[-1])
     if "error" in answer:
         raise _ERRORS[answer["error"]](answer["message"])
