@@ -72,11 +72,11 @@ def test_each_stage_mixes_exactly_its_group(scheme: str) -> None:
 def test_space_only_frames_do_not_interact() -> None:
     model = TimeSformer(preset("tiny", scheme="space_only")).eval()
     video = torch.randn(1, 3, 8, 32, 32, requires_grad=True)
-    features, _ = model.forward_features(video)
-    single = model.forward_features(video[:, :, :1].expand(-1, -1, 8, -1, -1))[0]
+    features = model.forward_features(video)
+    single = model.forward_features(video[:, :, :1].expand(-1, -1, 8, -1, -1))
     assert not torch.allclose(features, single)
     # averaging per-frame CLS: a clip of 8 copies of one frame equals that frame alone
-    torch.testing.assert_close(single, model.forward_features(video[:, :, :1])[0])
+    torch.testing.assert_close(single, model.forward_features(video[:, :, :1]))
 
 
 def test_temporal_order_matters_except_for_space_only() -> None:

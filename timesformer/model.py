@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
+from functools import partial
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -17,11 +18,13 @@ from einops import rearrange, reduce
 from torch import Tensor, nn
 
 from .layout import FRAME_PATCHES, PATCH_TOKENS, Grid
-from .schemes import LAYER_NORM_EPS, Block, scheme_block
+from .schemes import LAYER_NORM_EPS, Block, Stage, scheme_block
 
 log = logging.getLogger(__name__)
 
 PositionEmbedding = Literal["space_time", "space", "none"]
+AttentionObserver = Callable[[int, Stage, Tensor], None]
+"""Receives (block index, stage, attention probabilities [groups * B, heads, L, L]) during a forward pass."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ PRESETS: dict[str, TimeSformerConfig] = {
     "hr": TimeSformerConfig(num_frames=16, image_size=448),
     "large": TimeSformerConfig(num_frames=96),
     "small": TimeSformerConfig(num_frames=8, image_size=64, patch_size=8, embed_dim=192, depth=6, num_heads=3),
+    "demo": TimeSformerConfig(num_frames=8, image_size=64, patch_size=8, embed_dim=96, depth=4, num_heads=3),
     "tiny": TimeSformerConfig(num_frames=8, image_size=32, patch_size=8, embed_dim=64, depth=4, num_heads=4),
 }
 """The paper's models (TimeSformer 8x224, -HR 16x448, -L 96x224; ViT-B/16) and small demo sizes for CPUs."""
@@ -190,29 +194,33 @@ class TimeSformer(nn.Module):
         patches = rearrange(patches, "b n t d -> b (n t) d")
         return torch.cat([cls.expand(batch, -1, -1), patches], dim=1)
 
-    def forward_features(self, video: Tensor, capture: bool = False) -> tuple[Tensor, list[dict[str, Tensor]]]:
-        """The clip's CLS feature [B, D] and, when capturing, every block's attention probabilities."""
+    def forward_features(self, video: Tensor, observe: AttentionObserver | None = None) -> Tensor:
+        """The clip's CLS feature [B, D]. `observe(block_index, stage, probs)` receives every attention map as it
+        is computed (explicit softmax path), so callers keep only what they need: a reduced map per block keeps
+        rollout of large clips within memory."""
         grid = self.grid_of(video)
         x = self.embed(video, grid)
         block_grid = Grid(1, grid.h, grid.w) if self.block_type.per_frame else grid
-        attention = []
-        for block in self.blocks:
-            x, probs = block(x, block_grid, capture)
-            attention.append(probs)
+        for index, block in enumerate(self.blocks):
+            x = block(x, block_grid, None if observe is None else partial(observe, index))
         if self.block_type.per_frame:
             x = reduce(x[:, :1], "(b t) 1 d -> b d", "mean", t=grid.t)
         else:
             x = x[:, 0]
-        return self.norm(x), attention if capture else []
+        return self.norm(x)
 
     def forward(self, video: Tensor) -> Tensor:
         """[B, 3, T, H, W] normalised clip -> logits [B, num_classes]."""
-        features, _ = self.forward_features(video)
-        return self.head(self.head_drop(features))
+        return self.head(self.head_drop(self.forward_features(video)))
 
     def inspect(self, video: Tensor) -> Inspection:
-        """Logits, features and attention probabilities of every block (explicit softmax path)."""
-        features, attention = self.forward_features(video, capture=True)
+        """Logits, features and the attention probabilities of every block and stage."""
+        attention: list[dict[str, Tensor]] = [{} for _ in self.blocks]
+
+        def keep(index: int, stage: Stage, probs: Tensor) -> None:
+            attention[index][stage.name] = probs
+
+        features = self.forward_features(video, keep)
         return Inspection(self.head(self.head_drop(features)), features, attention)
 
     def num_parameters(self) -> int:

@@ -16,7 +16,7 @@ stage the video model adds brings `<prefix>norm1`, `<prefix>attn` and a linear `
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import torch
 from einops import rearrange, reduce, repeat
@@ -44,6 +44,9 @@ class Stage:
     def ungroup(self, groups: Tensor, grid: Grid, batch: int) -> Tensor:
         return rearrange(groups, f"{self.groups} -> {self.layout}", **grid.axis_sizes(self.groups, b=batch))
 
+
+StageObserver = Callable[[Stage, Tensor], None]
+"""Receives a stage and its attention probabilities [groups * B, heads, L, L] during a forward pass."""
 
 TIME = Stage("time", PATCH_TOKENS, "(b h w) t d", "temporal_", with_cls=False)
 SPACE = Stage("space", PATCH_TOKENS, "(b t) (h w) d", "", with_cls=True)
@@ -94,14 +97,13 @@ class Block(nn.Module):
     def check_grid(cls, grid: Grid) -> None:
         """Raise ValueError when the scheme cannot tile this patch grid."""
 
-    def forward(self, x: Tensor, grid: Grid, capture: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
-        """x: [B, 1 + N*T, D] -> (x updated, {stage name: attention probabilities} when capturing)."""
-        attention = {}
+    def forward(self, x: Tensor, grid: Grid, observe: StageObserver | None = None) -> Tensor:
+        """x: [B, 1 + N*T, D] -> x updated. `observe(stage, probs)` sees each stage's attention probabilities."""
         for stage in self.stages:
-            x, probs = self.attend(x, grid, stage, capture)
-            if capture:
-                attention[stage.name] = probs
-        return x + self.drop_path(self.mlp(self.norm2(x))), attention
+            x, probs = self.attend(x, grid, stage, capture=observe is not None)
+            if observe is not None:
+                observe(stage, probs)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
     def attend(self, x: Tensor, grid: Grid, stage: Stage, capture: bool) -> tuple[Tensor, Tensor | None]:
         """x plus one stage's attention update; probabilities in the stage's grouped shape [G*B, heads, L, L]."""
