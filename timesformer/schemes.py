@@ -158,7 +158,8 @@ class DividedSpaceTime(Block):
     Temporal: each patch attends to the T patches at the same location in the other frames; CLS takes no
     part, and the update passes through `temporal_fc` before the residual sum (official code). Spatial: each
     frame's patches attend to each other and to a copy of CLS; the T copies' updates are averaged.
-    Comparisons per patch: T + N + 2, as the paper counts.
+    Comparisons per patch: T + N + 1. The paper counts N + F + 2 because its Eqs. 6-7 also put CLS among the
+    temporal keys; the official code, which the checkpoints were trained with, leaves it out.
     """
 
     paper_name = "T+S"

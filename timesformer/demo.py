@@ -1,0 +1,21 @@
+"""The demo models shipped with the project: small TimeSformers trained on our generated datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DEMO_DIR = Path(__file__).parent / "weights"
+
+
+class DemoMissing(FileNotFoundError):
+    """No shipped demo model for the asked scheme and dataset."""
+
+
+def demo_checkpoint(scheme: str = "divided_space_time", dataset: str = "motion") -> Path:
+    path = DEMO_DIR / f"{scheme}_{dataset}.safetensors"
+    if not path.exists():
+        shipped = sorted(p.stem for p in DEMO_DIR.glob("*.safetensors"))
+        raise DemoMissing(
+            f"no demo model {path.name} is shipped (have: {', '.join(shipped) or 'none'}); pass --checkpoint"
+        )
+    return path
