@@ -127,7 +127,7 @@ def _torch_load(path: Path) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a bad pickle or zip
         text = str(error)
-        if "Weights only load failed" in text or "Unsupported global" in text:
+        if "Unsupported global" in text:
             raise CheckpointError(
                 f"{path.name} holds Python objects other than plain tensors; it is not loaded, since unpickling "
                 "them could run arbitrary code. Re-save it as a plain state dict or safetensors."
