@@ -1,15 +1,20 @@
-"""Command line: `python -m timesformer predict VIDEO` and `python -m timesformer info CHECKPOINT`."""
+"""Command line: `python -m timesformer predict VIDEO`, `info CHECKPOINT`, `train --dataset ... --out PATH`
+and `batch INPUT --out DIR`."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 
+from . import train
+from .batch import ENGINES, Analysis, BatchError, run_batch, summary_dict
 from .checkpoints import CheckpointError, load_checkpoint
 from .cost import MemoryBudgetError
 from .demo import DemoMissing, demo_checkpoint
 from .inference import predict, read_clip
+from .inflate import InflationError
 from .info import model_facts
 from .model import preset
 from .schemes import SCHEMES
@@ -36,6 +41,19 @@ def _info(args: argparse.Namespace) -> dict:
         loaded = load_checkpoint(args.checkpoint)
         return {"format": loaded.source_format, **model_facts(loaded.config), "mean": loaded.mean, "std": loaded.std}
     return model_facts(preset(args.preset, scheme=args.scheme))
+
+
+def _train(args: argparse.Namespace) -> dict:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return train.run(args)
+
+
+def _batch(args: argparse.Namespace) -> dict:
+    checkpoint = args.checkpoint or demo_checkpoint()
+    analysis = Analysis(str(checkpoint), tuple(filter(None, args.what.split(","))), args.top_k)
+    summary = run_batch(args.input, args.out, analysis, engine=args.engine, shard_size=args.shard_size,
+                        check=not args.no_check, address=args.address, progress=not args.json)
+    return summary_dict(summary)
 
 
 def _print(result: dict, as_json: bool) -> None:
@@ -67,10 +85,27 @@ def main(argv: list[str] | None = None) -> int:
     about.add_argument("--scheme", default="divided_space_time", choices=list(SCHEMES))
     about.add_argument("--json", action="store_true")
     about.set_defaults(handler=_info)
+    learn = commands.add_parser("train", help="train a model on a generated dataset (see timesformer/train.py)")
+    train.add_arguments(learn)
+    learn.add_argument("--json", action="store_true")
+    learn.set_defaults(handler=_train)
+    many = commands.add_parser("batch", help="predictions, features and rollout maps of a whole video collection")
+    many.add_argument("input", help="a folder of videos, a glob pattern, or a CSV manifest (columns path[, label])")
+    many.add_argument("--out", required=True, help="output folder; a rerun resumes it (see timesformer/batch.py)")
+    many.add_argument("--what", default="predictions,features", help="comma-separated: predictions,features,rollout")
+    many.add_argument("--checkpoint", help="any checkpoint load_checkpoint reads; default: the divided demo model")
+    many.add_argument("--engine", default="local", choices=ENGINES, help="this machine's cores, or Ray Data")
+    many.add_argument("--address", help="Ray cluster address (ray engine); default: start Ray on this machine")
+    many.add_argument("--shard-size", type=int, default=64, help="videos per output shard, the unit of resuming")
+    many.add_argument("--top-k", type=int, default=5)
+    many.add_argument("--no-check", action="store_true",
+                      help="skip opening each video in a child process first (faster; a decoder crash then stops the job)")
+    many.add_argument("--json", action="store_true")
+    many.set_defaults(handler=_batch)
     args = parser.parse_args(argv)
     try:
         _print(args.handler(args), args.json)
-    except (CheckpointError, VideoError, MemoryBudgetError, DemoMissing) as error:
+    except (CheckpointError, VideoError, MemoryBudgetError, DemoMissing, train.TrainError, InflationError, BatchError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
