@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-DEMO_DIR = Path(__file__).parent / "weights"
+DEMO_DIR = Path(os.environ.get("TIMESFORMER_DEMO_DIR", Path(__file__).parent / "weights"))
+"""Where the demo models are looked for; TIMESFORMER_DEMO_DIR points elsewhere (tests, your own models)."""
 
 
 class DemoMissing(FileNotFoundError):
@@ -16,6 +18,7 @@ def demo_checkpoint(scheme: str = "divided_space_time", dataset: str = "motion")
     if not path.exists():
         shipped = sorted(p.stem for p in DEMO_DIR.glob("*.safetensors"))
         raise DemoMissing(
-            f"no demo model {path.name} is shipped (have: {', '.join(shipped) or 'none'}); pass --checkpoint"
+            f"no demo model {path.name} in {DEMO_DIR} (have: {', '.join(shipped) or 'none'}); "
+            "give a checkpoint of your own"
         )
     return path

@@ -1,0 +1,451 @@
+"""The paper's Tables 1-4 and Figure 3 in miniature, and the shipped demo models with their card.
+
+    python -m analysis.ablations all            # every table and Figure 3 -> analysis/results/*.json
+    python -m analysis.ablations table1 --smoke  # a seconds-long version (CI)
+    python -m analysis.ablations demo            # train the demo models -> timesformer/weights/
+    python -m analysis.ablations card            # measure them on held-out clips -> MODEL_CARD.md
+
+Every training cell of a table runs the same budget (`FULL`, tiny TimeSformers on 32 px clips) for each seed;
+runs shared by two tables (the divided model is Table 1's T+S, Table 4's space-time row and Table 3's
+image-initialised row) run once. Each JSON holds the exact command, package versions, the budget, per-seed
+numbers with their mean and std, and the paper's numbers beside them (quoted, from shared/paper-tables.md).
+Accuracies are top-1 on the validation clips (`data_seed + 1`); on `motion` also the twin accuracy: how often
+the true class scores above its time-reversed twin, 50% for a model blind to the order of frames.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: idle threads sleep, not spin
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import platform  # noqa: E402
+import shlex  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field, replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from timesformer import SCHEMES, TimeSformer, preset  # noqa: E402
+from timesformer.checkpoints import load_checkpoint  # noqa: E402
+from timesformer.cost import GIB, count_macs, estimate_peak_bytes, measure_flops, parameter_count  # noqa: E402
+from timesformer.train import (  # noqa: E402
+    Splits, TrainConfig, make_splits, predict_logits, save_trained, train,
+)
+
+from .baselines import i3d_r50, tiny_i3d  # noqa: E402
+from .datasets import VideoSet, generate, motion_twin  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = Path(__file__).parent / "results"
+DATASETS = ("motion", "appearance")
+
+FULL = TrainConfig(preset="tiny", train_size=1200, val_size=200, epochs=3, batch_size=16, lr=1e-3,
+                   warmup_epochs=0.5)
+"""The budget of every training cell of the full rerun (sized so that the whole rerun takes under an hour)."""
+FULL_PRETRAIN = replace(FULL, dataset="images", scheme="space_only", train_size=10000, batch_size=32)
+"""Table 3's image pretraining: single frames are 8x cheaper than clips, so it sees more of them."""
+SMOKE = TrainConfig(preset="tiny", train_size=8, val_size=4, epochs=1, batch_size=4, threads=1)
+SMOKE_PRETRAIN = replace(SMOKE, dataset="images", scheme="space_only")
+SEEDS = (0, 1, 2)
+TIME_TO_ACCURACY_TARGET = 0.5
+"""Table 2 at small scale: validation accuracy on `motion` whose training time is compared."""
+
+GPU_GIB = 32
+"""Memory of the paper's V100 GPUs (32 GiB)."""
+
+HELDOUT_SEED = 777
+HELDOUT_CLIPS = 300
+"""The demo models' evaluation: clips of a seed no model was trained or validated on (those use 0 and 1)."""
+DEMO_DIR = ROOT / "timesformer" / "weights"
+"""The shipped demo models (what `timesformer.demo` finds unless TIMESFORMER_DEMO_DIR points elsewhere)."""
+DEMO_MODELS = ("space_only_images", *(f"{scheme}_motion" for scheme in SCHEMES), "divided_space_time_appearance")
+DEMO_PRETRAIN = TrainConfig(dataset="images", scheme="space_only", train_size=30000, val_size=500, epochs=4,
+                            batch_size=32, lr=1e-3, warmup_epochs=0.2)
+DEMO_VIDEO = TrainConfig(init="timesformer/weights/space_only_images.safetensors", train_size=2400, val_size=300,
+                         epochs=2, batch_size=16, lr=5e-4, warmup_epochs=0.3)
+"""Demo recipe: an image model, then every video model inflated from it on one budget (about 6 minutes for
+divided space-time on 2 shared cores)."""
+
+PAPER = {  # quoted from shared/paper-tables.md (Bertasius et al. 2021), never measured here
+    "table1": {"space_only": {"K400": 76.9, "SSv2": 36.6, "params_M": 85.9},
+               "joint_space_time": {"K400": 77.4, "SSv2": 58.5, "params_M": 85.9},
+               "divided_space_time": {"K400": 78.0, "SSv2": 59.5, "params_M": 121.4},
+               "sparse_local_global": {"K400": 75.9, "SSv2": 56.3, "params_M": 121.4},
+               "axial": {"K400": 73.5, "SSv2": 56.2, "params_M": 156.8}},
+    "table2": {"TimeSformer": {"TFLOPs_3_views": 0.59, "params_M": 121.4, "train_hours_v100": 416, "K400": 75.8},
+               "I3D 8x8 R50": {"TFLOPs": 1.11, "params_M": 28.0, "train_hours_v100": 444, "K400": 71.0}},
+    "table3": {"ImageNet-1K": {"K400": 75.8, "SSv2": 59.5}, "ImageNet-21K": {"K400": 78.0, "SSv2": 59.5},
+               "scratch (K400, longer schedule)": {"K400": 64.8}},
+    "table4": {"none": {"K400": 75.4, "SSv2": 45.8}, "space": {"K400": 77.8, "SSv2": 52.5},
+               "space_time": {"K400": 78.0, "SSv2": 59.5}},
+    "figure3": "joint space-time runs out of GPU memory at 448 px or at 32 frames (text of Sec. 4.1)",
+}
+
+
+# --- evaluation ---
+
+def twin_accuracy(logits: torch.Tensor, labels: np.ndarray) -> float:
+    """How often the true motion class scores above its time-reversed twin (chance: 50%)."""
+    rows = np.arange(len(labels))
+    twins = np.array([motion_twin(int(label)) for label in labels])
+    scores = logits.numpy()
+    return float((scores[rows, labels] > scores[rows, twins]).mean())
+
+
+def evaluate(model: nn.Module, videos: VideoSet) -> dict[str, float]:
+    """Top-1 accuracy, and the twin accuracy on `motion`."""
+    logits = predict_logits(model, videos)
+    result = {"accuracy": float((logits.argmax(1).numpy() == videos.labels).mean())}
+    if videos.dataset == "motion":
+        result["twin_accuracy"] = twin_accuracy(logits, videos.labels)
+    return result
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+# --- running cells ---
+
+BASELINES = {"tiny_i3d": tiny_i3d}
+"""Models other than the config's TimeSformer that a cell can train on the same clips and budget."""
+
+
+@dataclass
+class Runner:
+    """Trains table cells on one budget, generating each dataset once and running each config once."""
+
+    budget: TrainConfig
+    pretrain: TrainConfig
+    seeds: tuple[int, ...]
+    work_dir: Path
+    splits: dict[str, Splits] = field(default_factory=dict)
+    runs: dict[tuple[TrainConfig, str], dict] = field(default_factory=dict)
+    image_info: dict = field(default_factory=dict)
+
+    def data(self, config: TrainConfig) -> Splits:
+        if config.dataset not in self.splits:
+            self.splits[config.dataset] = make_splits(config)
+        return self.splits[config.dataset]
+
+    def run(self, config: TrainConfig, baseline: str = "") -> dict:
+        """One training run's final metrics, parameters, time and per-epoch history (cached by config)."""
+        key = (config, baseline)
+        if key not in self.runs:
+            data = self.data(config)
+            torch.manual_seed(config.seed)
+            model = BASELINES[baseline](len(data.train.class_names)) if baseline else None
+            result = train(config, model=model, data=data, progress=False)
+            self.runs[key] = {
+                **evaluate(result.model, data.val), "train_seconds": result.seconds,
+                "params": sum(p.numel() for p in result.model.parameters()),
+                "history": [{"epoch": e.epoch, "val_accuracy": e.val_accuracy, "seconds": e.seconds}
+                            for e in result.history],
+            }
+            log.info("%s %s seed %d: %s", config.dataset, baseline or config.scheme, config.seed,
+                     {k: round(v, 3) for k, v in self.runs[key].items() if k != "history"})
+        return self.runs[key]
+
+    def cell(self, baseline: str = "", **overrides) -> dict:
+        """Every seed of one cell: per-seed metrics and their mean and std."""
+        per_seed = [{"seed": seed, **self.run(replace(self.budget, seed=seed, **overrides), baseline)}
+                    for seed in self.seeds]
+        metrics = [k for k in ("accuracy", "twin_accuracy", "train_seconds") if k in per_seed[0]]
+        return {"per_seed": per_seed, **{k: spread([run[k] for run in per_seed]) for k in metrics}}
+
+    def image_model(self) -> str:
+        """Path of the image model (space-only on `images`, the `pretrain` budget), trained once."""
+        path = self.work_dir / "image_model.safetensors"
+        if not path.exists():
+            result = train(self.pretrain, progress=False)
+            save_trained(result, self.pretrain, path, self.pretrain.command(out=str(path)))
+            self.image_info = {"val_accuracy": result.val_accuracy, "train_seconds": result.seconds,
+                               "config": self.pretrain.to_dict()}
+        return str(path)
+
+
+# --- the tables ---
+
+def table1(runner: Runner) -> dict:
+    """Five attention schemes x two datasets, one budget; parameters and MACs of each tiny model."""
+    rows = []
+    for scheme in SCHEMES:
+        model = runner.budget.model_config()
+        config = replace(model, scheme=scheme, num_classes=10)
+        row = {"scheme": scheme, "paper_name": SCHEMES[scheme].paper_name,
+               "params": parameter_count(config), "gmacs_per_clip": count_macs(config)["total"] / 1e9}
+        for dataset in DATASETS:
+            row[dataset] = runner.cell(dataset=dataset, scheme=scheme)
+        rows.append(row)
+    return {"rows": rows, "paper": PAPER["table1"]}
+
+
+def _latency(model: nn.Module, shape: tuple[int, ...]) -> float:
+    """Seconds of one forward pass on a random clip (one run: these take seconds each on a CPU)."""
+    video = torch.randn(shape)
+    with torch.no_grad():
+        start = time.perf_counter()
+        model(video)
+        return time.perf_counter() - start
+
+
+def _cnn_macs(model_factory, video_shape: tuple[int, ...]) -> int:
+    with torch.device("meta"), FlopCounterMode(display=False) as counter:
+        model_factory()(torch.empty(video_shape))
+    return counter.get_total_flops() // 2
+
+
+def paper_scale_cost(latency: bool = True) -> dict:
+    """ViT-B divided 8x224 beside I3D 8x8 R50: MACs per view (analytic and counted), params, CPU latency.
+
+    The paper's 0.59 TFLOPs for TimeSformer are 3 views (3 crops) of 0.196 T multiply-adds. Its 1.11 for I3D
+    follow SlowFast's convention of 30 views (10 clips x 3 crops) of 256 x 256; `views_implied` checks that.
+    """
+    vit = preset("base", scheme="divided_space_time", num_classes=400)
+    with torch.device("meta"):
+        counted = measure_flops(TimeSformer(vit), torch.empty(1, 3, 8, 224, 224)) // 2
+    i3d_256 = _cnn_macs(i3d_r50, (1, 3, 8, 256, 256))
+    with torch.device("meta"):
+        i3d_params = sum(p.numel() for p in i3d_r50(400).parameters())
+    cost = {
+        "TimeSformer": {
+            "input": "8x224x224", "gmacs_per_view": count_macs(vit)["total"] / 1e9,
+            "gmacs_per_view_counted": counted / 1e9, "tmacs_3_views": 3 * count_macs(vit)["total"] / 1e12,
+            "params": parameter_count(vit), "params_174_class_head": parameter_count(replace(vit, num_classes=174)),
+        },
+        "I3D 8x8 R50": {
+            "gmacs_per_view_224": _cnn_macs(i3d_r50, (1, 3, 8, 224, 224)) / 1e9,
+            "gmacs_per_view_256": i3d_256 / 1e9, "params": i3d_params,
+            "views_implied_by_paper_1.11_tflops_at_256": 1.11e12 / i3d_256,
+        },
+    }
+    if latency:
+        torch.manual_seed(0)
+        cost["TimeSformer"]["cpu_seconds_per_view"] = _latency(TimeSformer(vit).eval(), (1, 3, 8, 224, 224))
+        cost["I3D 8x8 R50"]["cpu_seconds_per_view_224"] = _latency(i3d_r50(400).eval(), (1, 3, 8, 224, 224))
+        cost["threads"] = torch.get_num_threads()
+    return cost
+
+
+def _seconds_to(target: float, history: list[dict]) -> float | None:
+    """Training seconds until the first epoch whose validation accuracy reaches `target` (None: never)."""
+    elapsed = 0.0
+    for epoch in history:
+        elapsed += epoch["seconds"]
+        if epoch["val_accuracy"] >= target:
+            return elapsed
+    return None
+
+
+def table2(runner: Runner, paper_scale: bool = True) -> dict:
+    """Cost at paper scale, and training time to a fixed `motion` accuracy of tiny TimeSformer vs tiny I3D."""
+    result: dict = {"paper": PAPER["table2"], "paper_scale": paper_scale_cost(latency=paper_scale)}
+    clip = runner.budget.model_config()
+    small = {}
+    for name, baseline in (("TimeSformer (tiny, divided)", ""), ("I3D (tiny)", "tiny_i3d")):
+        cell = runner.cell(baseline, dataset="motion")
+        cell["per_seed"] = [{**run, "seconds_to_target": _seconds_to(TIME_TO_ACCURACY_TARGET, run["history"])}
+                            for run in cell["per_seed"]]
+        times = [run["seconds_to_target"] for run in cell["per_seed"] if run["seconds_to_target"] is not None]
+        macs = (_cnn_macs(lambda: tiny_i3d(10), (1, 3, clip.num_frames, clip.image_size, clip.image_size)) if baseline
+                else count_macs(replace(clip, num_classes=10))["total"])
+        small[name] = {**cell, "gmacs_per_clip": macs / 1e9, "seeds_reaching_target": len(times),
+                       "seconds_to_target": spread(times) if times else None}
+    result["small_scale"] = {"target_val_accuracy": TIME_TO_ACCURACY_TARGET, "dataset": "motion", "models": small}
+    return result
+
+
+def table3(runner: Runner) -> dict:
+    """Divided space-time from an image model (inflated) vs from scratch, same budget."""
+    image = runner.image_model()
+    rows = {dataset: {"image_pretrained": runner.cell(dataset=dataset, init=image),
+                      "scratch": runner.cell(dataset=dataset, init="")} for dataset in DATASETS}
+    return {"rows": rows, "image_model": runner.image_info, "paper": PAPER["table3"]}
+
+
+def table4(runner: Runner) -> dict:
+    """Position embedding none / space-only / space-time, divided space-time, both datasets."""
+    rows = {pos: {dataset: runner.cell(dataset=dataset, pos_embed=pos) for dataset in DATASETS}
+            for pos in ("none", "space", "space_time")}
+    return {"rows": rows, "paper": PAPER["table4"]}
+
+
+def figure3(batches: tuple[int, ...] = (1, 2)) -> dict:
+    """MACs and estimated peak training memory of joint vs divided ViT-B over resolution and clip length.
+
+    Memory is for training with the attention matrices materialised (`capture=True`), as the 2021 code did;
+    a flash-style kernel would need far less. The paper does not give its per-GPU batch, so two are shown.
+    """
+    points = [("resolution", size, 8) for size in (224, 336, 448, 560)] + [("frames", 224, t) for t in (8, 32, 64, 96)]
+    rows = []
+    for scheme in ("joint_space_time", "divided_space_time"):
+        for axis, size, frames in points:
+            config = preset("base", scheme=scheme, image_size=size, num_frames=frames)
+            row = {"scheme": scheme, "axis": axis, "image_size": size, "frames": frames,
+                   "tmacs": count_macs(config)["total"] / 1e12}
+            for batch in batches:
+                gib = estimate_peak_bytes(config, batch=batch, capture=True, training=True) / GIB
+                row[f"train_gib_batch{batch}"] = gib
+                row[f"exceeds_32gib_batch{batch}"] = gib > GPU_GIB
+            rows.append(row)
+    with torch.device("meta"):  # the analytic count against torch's counter at the paper's clip
+        check = {scheme: {"analytic": count_macs(preset("base", scheme=scheme))["total"],
+                          "counter": measure_flops(TimeSformer(preset("base", scheme=scheme)),
+                                                   torch.empty(1, 3, 8, 224, 224)) // 2}
+                 for scheme in ("joint_space_time", "divided_space_time")}
+    return {"rows": rows, "counter_check_8x224": check, "paper": PAPER["figure3"]}
+
+
+# --- demo models ---
+
+def demo_configs() -> dict[str, TrainConfig]:
+    """The recipe of every shipped demo model: an image model, then video models inflated from it."""
+    configs = {"space_only_images": DEMO_PRETRAIN}
+    for scheme in SCHEMES:
+        configs[f"{scheme}_motion"] = replace(DEMO_VIDEO, scheme=scheme)
+    configs["divided_space_time_appearance"] = replace(DEMO_VIDEO, dataset="appearance")
+    return configs
+
+
+def demo_command(name: str) -> str:
+    return demo_configs()[name].command(out=str((DEMO_DIR / f"{name}.safetensors").relative_to(ROOT)))
+
+
+def train_demo_models(names: tuple[str, ...] = DEMO_MODELS) -> None:
+    """Run the regeneration command of each demo model not yet there, as written in the card, from the
+    repository root (the image model first: the others start from it). Delete a file to retrain it."""
+    for name in names:
+        if (DEMO_DIR / f"{name}.safetensors").exists():
+            log.info("%s exists, kept", name)
+            continue
+        command = demo_command(name)
+        log.info("%s", command)
+        start = time.perf_counter()
+        python, *args = shlex.split(command)  # `python`: this interpreter
+        subprocess.run([sys.executable, *args], cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        log.info("%s: %.0f s wall-clock", name, time.perf_counter() - start)
+
+
+def measure_demo_models() -> dict:
+    """Held-out metrics of each shipped model, with what its metadata says about its training."""
+    heldout = {}
+    models = {}
+    for name in DEMO_MODELS:
+        loaded = load_checkpoint(DEMO_DIR / f"{name}.safetensors")
+        dataset = loaded.metadata["dataset"]
+        key = (dataset, loaded.config.num_frames, loaded.config.image_size)
+        if key not in heldout:
+            heldout[key] = generate(dataset, HELDOUT_CLIPS, HELDOUT_SEED, *key[1:])
+        models[name] = {**evaluate(loaded.model, heldout[key]), "dataset": dataset,
+                        "params": loaded.model.num_parameters(),
+                        "gmacs_per_clip": count_macs(loaded.config)["total"] / 1e9,
+                        "train_seconds": float(loaded.metadata["train_seconds"]),
+                        "val_accuracy": float(loaded.metadata["val_accuracy"]),
+                        "init": loaded.metadata["init"], "command": loaded.metadata["command"],
+                        "megabytes": (DEMO_DIR / f"{name}.safetensors").stat().st_size / 2**20}
+    return {"heldout": {"seed": HELDOUT_SEED, "clips": HELDOUT_CLIPS}, "models": models}
+
+
+def write_card(measured: dict) -> str:
+    lines = [
+        "# Demo models",
+        "",
+        "Small TimeSformers (the `demo` preset: 8 frames x 64 px, patch 8, width 96, depth 4, 3 heads) trained on",
+        "CPU on the generated datasets of `analysis/datasets.py`. They exist so the app has real trained",
+        "attention to show; they are not Kinetics or Something-Something models.",
+        "",
+        "- The image model `space_only_images` is a ViT (space-only, 1 frame) trained on `images`; every video",
+        "  model is inflated from it as the paper does from ImageNet ViT (`timesformer/inflate.py`).",
+        f"- Held-out evaluation: {HELDOUT_CLIPS} clips generated with seed {HELDOUT_SEED} (training used seed 0,",
+        "  validation seed 1), exactly as `tests/test_demo_models.py` measures. Twin accuracy: how often the true",
+        "  `motion` class scores above its time-reversed twin; 50% for a model blind to the order of frames.",
+        "- Training time: wall-clock seconds of the training steps (validation excluded) on a 2-core CPU shared",
+        "  with other jobs, so it varies with load. Clips are consecutive frames (`sampling_stride` 1).",
+        "- Regenerate all: `python -m analysis.ablations demo && python -m analysis.ablations card`",
+        "  (results bit-identical on the same machine and thread count).",
+        "",
+        "| model | held-out accuracy | twin accuracy | params | GMACs/clip | training (s) | MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, row in measured["models"].items():
+        twin = f"{100 * row['twin_accuracy']:.1f}%" if "twin_accuracy" in row else "-"
+        lines.append(f"| `{name}` | {100 * row['accuracy']:.1f}% | {twin} | {row['params']:,} | "
+                     f"{row['gmacs_per_clip']:.3f} | {row['train_seconds']:.0f} | {row['megabytes']:.1f} |")
+    lines += ["", "## Regeneration commands", "", "Run from the repository root, in this order:", ""]
+    for name, row in measured["models"].items():
+        lines += [f"- `{name}`:", "  ```", f"  OMP_WAIT_POLICY=PASSIVE {row['command']}", "  ```"]
+    return "\n".join(lines) + "\n"
+
+
+# --- output ---
+
+def versions() -> dict[str, str]:
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "cpu_threads": str(torch.get_num_threads()), "machine": platform.machine()}
+
+
+def save(name: str, payload: dict, out_dir: Path, runner: Runner | None, seconds: float) -> Path:
+    document = {"name": name, "command": shlex.join(["python", "-m", "analysis.ablations", *sys.argv[1:]]),
+                "versions": versions(), "seconds": seconds, **payload}
+    if runner is not None:
+        document |= {"budget": runner.budget.to_dict(), "pretrain_budget": runner.pretrain.to_dict(),
+                     "seeds": list(runner.seeds)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    path.write_text(json.dumps(document, indent=1))
+    return path
+
+
+TABLES = {"table1": table1, "table2": table2, "table3": table3, "table4": table4}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis.ablations", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=[*TABLES, "figure3", "all", "demo", "card"])
+    parser.add_argument("--smoke", action="store_true", help="tiny budget, one seed, no paper-scale latency (CI)")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_flush_denormal(True)
+    if args.what == "demo":
+        train_demo_models()
+        return 0
+    if args.what == "card":
+        measured = measure_demo_models()
+        save("demo_models", measured, args.out_dir, None, 0.0)
+        (DEMO_DIR / "MODEL_CARD.md").write_text(write_card(measured))
+        return 0
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as work:
+        runner = (Runner(SMOKE, SMOKE_PRETRAIN, SEEDS[:1], Path(work)) if args.smoke
+                  else Runner(FULL, FULL_PRETRAIN, SEEDS, Path(work)))
+        names = list(TABLES) + ["figure3"] if args.what == "all" else [args.what]
+        for name in names:
+            began = time.perf_counter()
+            if name == "figure3":
+                save(name, figure3(), args.out_dir, None, time.perf_counter() - began)
+            else:
+                kwargs = {"paper_scale": not args.smoke} if name == "table2" else {}
+                payload = TABLES[name](runner, **kwargs)
+                save(name, payload, args.out_dir, runner, time.perf_counter() - began)
+            log.info("%s done in %.0f s (%.0f s so far)", name, time.perf_counter() - began, time.perf_counter() - start)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Sample clips bundled with the app: one short generated video per class of the `motion` and `appearance` sets.
+
+They are written by `analysis.datasets.write_samples` from a seed the demo models were neither trained nor
+validated on (those use seeds 0 and 1), 8 frames like the training clips, 128 px, well under 1 MB in all.
+Regenerate them with `python -m analysis.samples`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from analysis.datasets import DATASETS, write_samples
+
+SAMPLE_DIR = Path(__file__).parent
+SEED = 2021
+SIZE = 128
+FRAMES = 8
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A bundled clip and what it shows: `<dataset>_<class>_<k>.mp4`."""
+
+    path: Path
+    dataset: str
+    label: str
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset} · {self.label.replace('_', ' ')}"
+
+
+def samples(folder: Path = SAMPLE_DIR) -> list[Sample]:
+    """The bundled clips, motion first, each dataset in its class order."""
+    found = []
+    for path in sorted(folder.glob("*.mp4")):
+        dataset, _, rest = path.stem.partition("_")
+        found.append(Sample(path, dataset, rest.rsplit("_", 1)[0]))
+
+    def order(sample: Sample) -> tuple[int, int, str]:
+        classes = DATASETS[sample.dataset].classes if sample.dataset in DATASETS else ()
+        rank = classes.index(sample.label) if sample.label in classes else len(classes)
+        return (sample.dataset != "motion", rank, sample.path.name)
+
+    return sorted(found, key=order)
+
+
+def regenerate(folder: Path = SAMPLE_DIR) -> list[Path]:
+    """Rewrite every sample clip (deterministic: same seed, same bytes with the same encoder)."""
+    for old in folder.glob("*.mp4"):
+        old.unlink()
+    return write_samples(folder, per_class=1, seed=SEED, num_frames=FRAMES, size=SIZE)

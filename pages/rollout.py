@@ -1,0 +1,127 @@
+"""Attention rollout: which input patches feed the clip's CLS feature, through all blocks (the paper's Fig. 7).
+
+Beside it: the raw attention of the last layer (the naive baseline), a gradient-weighted rollout for one class,
+CLS attention per layer and head, and where one patch's attention goes in time. Exports as PNG, GIF and MP4.
+"""
+
+from functools import partial
+
+import numpy as np
+import streamlit as st
+
+from analysis.exports import COLORMAPS, gif, mp4, strip_png
+from analysis.figures import colour_bar, frame_figure, grid_figure, heat_images, temporal_figure, upscale
+from analysis.rollout import RolloutSettings
+from timesformer.cost import MemoryBudgetError
+
+from pages.analyses import METHODS, centre, head_maps, predictions, query_weights, relevance
+from pages.session import clip_key, current_clip, current_model, scheme_title
+from pages.ui import chart, clickable_chart, query_controls
+
+model = current_model()
+video, clip = current_clip(model)
+key = clip_key(video, model)
+config = model.loaded.config
+grid = model.loaded.model.grid_of(centre(clip))
+labels = model.loaded.labels
+
+st.title("Attention rollout")
+st.caption(
+    f"**{video.title}** through **{scheme_title(model.scheme)}**. Rollout (Abnar & Zuidema 2020, the paper's Fig. 7) "
+    "multiplies the attention of every block, with the residual path added, to trace how much each input patch "
+    "contributes to the clip's CLS token, from which the class is read."
+)
+
+top = st.columns([3, 2, 2, 2])
+method = top[0].segmented_control("Method", list(METHODS), default="rollout", key="rollout_method",
+                                  format_func=METHODS.get) or "rollout"
+target = None
+if method == "gradient":
+    try:
+        predicted = predictions(model.key, key, model, clip)["centre crop"][0][0]
+    except MemoryBudgetError as error:
+        st.error(str(error))
+        st.stop()
+    target = top[1].selectbox("For class", range(len(labels)), index=labels.index(predicted),
+                              format_func=lambda i: labels[i], key="rollout_class",
+                              help="Heads are weighted by the gradient of this class's logit (Chefer et al. 2021).")
+scaling = top[2].segmented_control("Colour scale", ["global", "frame"], default="global", key="rollout_scaling",
+                                   format_func={"global": "whole clip", "frame": "per frame"}.get,
+                                   help="Whole clip: frames comparable, shows when the model looks. Per frame: "
+                                   "where it looks within each frame, even in frames it barely uses.") or "global"
+cmap = top[3].selectbox("Colour map", list(COLORMAPS), key="rollout_cmap")
+
+with st.expander("Rollout settings", expanded=False):
+    cols = st.columns(5)
+    first, last = cols[0].slider("Blocks", 1, config.depth, (1, config.depth), key="rollout_blocks",
+                                 help="Roll out only these blocks (1 is nearest the input).")
+    fusion = cols[1].selectbox("Head fusion", ["mean", "max", "min"], key="rollout_fusion")
+    discard = cols[2].slider("Discard ratio", 0.0, 0.95, 0.0, 0.05, key="rollout_discard",
+                             help="Drop this fraction of the weakest attention links before rolling out.")
+    residual = cols[3].slider("Residual weight", 0.0, 1.0, 0.5, 0.05, key="rollout_residual",
+                              help="Each block mixes a·I + (1 − a)·A: the skip connection's share.")
+    opacity = cols[4].slider("Opacity", 0.1, 1.0, 0.55, 0.05, key="rollout_opacity")
+settings = RolloutSettings(fusion, discard, residual, first - 1, last)
+
+with st.spinner("Rolling out attention…"):
+    try:
+        maps, cls_share = relevance(model.key, key, method, settings, target, model, clip)
+    except MemoryBudgetError as error:
+        st.error(str(error))
+        st.stop()
+
+frames = upscale(clip.frames)
+images = heat_images(frames, maps, cmap, opacity, scaling)
+titles = [f"t={t} · {share:.0%}" for t, share in enumerate(maps.sum(axis=(1, 2)) / max(maps.sum(), 1e-12))]
+clickable_chart(frame_figure(images, titles, min(grid.t, 8), grid, maps, "relevance", width=1150), "rollout_strip")
+chart(colour_bar(cmap, "relevance to the clip's CLS feature"), "rollout_colourbar")
+described = {
+    "rollout": f"Rollout over blocks {first}–{last}, heads fused by {fusion}",
+    "last_layer": "What CLS attends to in the last block alone, with no residual: the naive baseline",
+    "gradient": f"Rollout with heads weighted by the gradient of **{labels[target] if target is not None else ''}**",
+}[method]
+st.caption(
+    f"{described}. Each frame's title gives its share of the patches' relevance; "
+    f"{cls_share:.0%} of the relevance stays on CLS itself. Colours are scaled "
+    f"{'over the whole clip' if scaling == 'global' else 'within each frame'}. Click a patch to follow it below."
+)
+
+stem = f"{model.scheme}_{method}_{video.title.replace(' · ', '_').replace(' ', '_')}"
+with st.container(horizontal=True):
+    for label, encode, suffix, mime, icon in (("PNG strip", strip_png, "png", "image/png", "image"),
+                                              ("GIF", gif, "gif", "image/gif", "gif"),
+                                              ("MP4", mp4, "mp4", "video/mp4", "movie")):
+        st.download_button(label, partial(encode, images), f"{stem}.{suffix}", mime, icon=f":material/{icon}:",
+                           on_click="ignore", key=f"download_{suffix}")
+
+st.divider()
+query = query_controls(grid)
+try:
+    with st.spinner("Reading every head…"):
+        per_head = head_maps(model.key, key, model, clip)  # [layers, heads, T, h, w]
+        weights = query_weights(model, key, clip, query)
+except MemoryBudgetError as error:  # both need every attention map of the clip at once
+    st.error(str(error))
+    st.stop()
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.subheader(f"CLS attention per block and head, frame {query.t}")
+    tiles = np.concatenate([per_head, per_head.mean(axis=1, keepdims=True)], axis=1)[:, :, query.t]
+    rows, cols = tiles.shape[:2]
+    frame = upscale(clip.frames[query.t : query.t + 1], 128)
+    tile_images = heat_images(np.repeat(frame, rows * cols, axis=0), tiles.reshape(rows * cols, *tiles.shape[2:]),
+                              cmap, opacity, "frame").reshape(rows, cols, *frame.shape[1:])
+    chart(grid_figure(tile_images, [f"block {i + 1}" for i in range(rows)],
+                      [f"head {h}" for h in range(cols - 1)] + ["mean"], width=160 * cols + 110), "rollout_heads")
+    st.caption("What CLS attends to among this frame's patches in each block's last stage that includes CLS, one "
+               "map per head and their mean, each scaled to its own range: no rollout, one block at a time.")
+with right:
+    st.subheader(f"Where patch ({query.row}, {query.col}) of frame {query.t} looks in time")
+    labels_in_time, shares = [], []
+    for number, stages in enumerate(weights, start=1):
+        for name, stage in stages.items():
+            labels_in_time.append(f"block {number} · {name.replace('_', '-')}")
+            shares.append(stage.fused("mean")[0].sum(axis=(1, 2)))
+    chart(temporal_figure(np.stack(shares), labels_in_time, cmap), "rollout_temporal")
+    st.caption("Share of the query patch's attention (mean of heads) that lands on each frame, per block and stage; "
+               "the rest goes to CLS. Click a patch in the strip above or move the sliders to follow another one.")

@@ -1,0 +1,166 @@
+"""Embeddings: t-SNE of the clips' CLS features per scheme (the paper's Fig. 8), with separability measured.
+
+The clips are the generated held-out set the demo models were validated on. Fig. 8 compares divided
+space-time, space-only and the image model they started from; here too: the shipped image model (a space-only
+ViT trained on single generated frames, from which every demo video model was inflated) sees each frame
+alone, and its features are averaged over the frames, so it knows appearance but not motion.
+"""
+
+from dataclasses import asdict
+
+import numpy as np
+import streamlit as st
+from threadpoolctl import threadpool_limits
+
+from analysis.datasets import class_names, generate
+from analysis.embeddings import cached_features, clip_features, frame_averaged_features, separability, tsne
+from analysis.figures import class_colour, frame_figure, tsne_figure, upscale
+from timesformer import SCHEMES
+from timesformer.checkpoints import CheckpointError
+from timesformer.demo import DemoMissing
+from timesformer.schemes import scheme_block
+
+from pages.session import (
+    DEMO_DATASETS, SCHEME_NAMES, Model, clip_key, current_video, demo_model, read_video, sidebar_model,
+)
+from pages.ui import chart
+
+IMAGE_MODEL = "image_model"
+CHOICES = [*SCHEMES, IMAGE_MODEL]
+
+
+def choice_title(choice: str) -> str:
+    return "Image model" if choice == IMAGE_MODEL else scheme_block(choice).paper_name
+
+
+def choice_note(choice: str) -> str:
+    if choice == IMAGE_MODEL:
+        return "the ViT the video models start from, frame by frame"
+    return SCHEME_NAMES[choice]
+
+
+def choice_model(choice: str, dataset: str) -> Model:
+    return demo_model("space_only", "images") if choice == IMAGE_MODEL else demo_model(choice, dataset)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def held_out(dataset: str, per_class: int, seed: int, frames: int, size: int) -> tuple[np.ndarray, np.ndarray, list]:
+    """Generated clips, `per_class` of each class, from the validation stream the demo models never trained on."""
+    clips = generate(dataset, per_class * len(class_names(dataset)), seed, frames, size)
+    return clips.frames, clips.labels, clips.class_names
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def embed(model_key: str, choice: str, dataset: str, per_class: int, seed: int, frames_per_clip: int,
+          perplexity: float, user_key: str | None, _model: Model, _user: np.ndarray | None) -> dict:
+    """t-SNE map of the held-out clips (and the user's clip, last) with the features' separability."""
+    loaded = _model.loaded
+    frames, labels, _ = held_out(dataset, per_class, seed, frames_per_clip, loaded.config.image_size)
+    kind = "frame_averaged" if choice == IMAGE_MODEL else "clip"
+    features = cached_features(loaded.model, frames, kind, loaded.mean, loaded.std)
+    points_of = features
+    if _user is not None:
+        extract = frame_averaged_features if choice == IMAGE_MODEL else clip_features
+        user = extract(loaded.model, _user[None], loaded.mean, loaded.std)
+        points_of = np.concatenate([features, user])
+    with threadpool_limits(1):  # scikit-learn's OpenMP threads spin against torch's: 100x slower on a busy machine
+        points = tsne(points_of, perplexity=perplexity)
+    return {
+        "points": points,
+        "labels": labels,
+        "separability": asdict(separability(features, labels)),
+    }
+
+
+chosen_model = sidebar_model()
+st.title("Embeddings")
+st.caption(
+    "Each dot is one held-out generated clip, placed by t-SNE from the model's CLS feature (the vector the "
+    "classifier reads). Like the paper's Fig. 8, but measured: kNN accuracy and silhouette are computed on the "
+    "features themselves, since t-SNE distorts distances."
+)
+
+top = st.columns([3, 1, 1, 1, 1])
+chosen = top[0].multiselect("Models", CHOICES, default=["divided_space_time", "space_only", IMAGE_MODEL],
+                            format_func=choice_title, max_selections=4, key="embed_models")
+default_dataset = chosen_model.dataset if chosen_model and chosen_model.dataset in DEMO_DATASETS else "motion"
+dataset = top[1].selectbox("Clips from", DEMO_DATASETS, index=DEMO_DATASETS.index(default_dataset),
+                           key="embed_dataset")
+per_class = top[2].slider("Clips per class", 5, 30, 10, key="embed_per_class")
+perplexity = top[3].slider("Perplexity", 5, 50, 20, key="embed_perplexity")
+place_user = top[4].toggle("Place my clip", value=True, key="embed_user",
+                           help="Embed the sidebar's video with each model and mark it with a star.")
+if not chosen:
+    st.info("Pick at least one model.")
+    st.stop()
+
+video = current_video() if place_user else None
+try:  # the held-out clips: the validation stream of the video models, at their clip length
+    reference = demo_model("divided_space_time", dataset).loaded
+    seed, frames_per_clip = int(reference.metadata.get("data_seed", 0)) + 1, reference.config.num_frames
+except (DemoMissing, CheckpointError) as error:
+    st.error(f"The held-out clips follow the shipped divided model, which is missing: {error}")
+    st.stop()
+count = per_class * len(class_names(dataset))
+results, problems = {}, {}
+with st.status("Embedding clips…", expanded=False) as status:
+    for choice in chosen:
+        try:
+            model = choice_model(choice, dataset)
+        except (DemoMissing, CheckpointError) as error:
+            problems[choice] = str(error)
+            continue
+        user, user_key = None, None
+        if video is not None:  # the image model reads the video as the video models do, then frame by frame
+            reader = demo_model("divided_space_time", dataset) if choice == IMAGE_MODEL else model
+            opened = read_video(video, reader)
+            if opened.clip is not None:
+                user, user_key = opened.clip.frames, clip_key(video, reader)
+            else:
+                problems[f"{choice} (your clip)"] = opened.error
+        status.update(label=f"Embedding {count} clips with {choice_title(choice)}…")
+        results[choice] = embed(model.key, choice, dataset, per_class, seed, frames_per_clip, float(perplexity),
+                                user_key, model, user)
+    status.update(label=f"Embedded {count} held-out clips with {len(results)} model(s)", state="complete")
+for choice, problem in problems.items():
+    st.warning(f"{choice_title(choice)}: {problem}")
+
+names = class_names(dataset)
+st.markdown(" ".join(f"<span style='color:{class_colour(i)}'>●</span> {name}" for i, name in enumerate(names))
+            + " &nbsp; ★ your clip", unsafe_allow_html=True)
+columns = st.columns(len(results)) if results else []
+for column, (choice, result) in zip(columns, results.items()):
+    with column:
+        st.subheader(choice_title(choice))
+        st.caption(choice_note(choice))
+        measured = result["separability"]
+        metrics = st.columns(2)
+        metrics[0].metric("kNN accuracy", f"{measured['knn_accuracy']:.0%}", f"chance {measured['chance']:.0%}",
+                          delta_color="off", delta_arrow="off",
+                          help=f"Leave-one-out {measured['k']}-nearest-neighbour vote on the features.")
+        metrics[1].metric("Silhouette", f"{measured['silhouette']:.2f}",
+                          help="How much closer clips are to their own class than to the next one, from −1 to 1.")
+        points = result["points"]
+        labels = result["labels"]
+        extra = None
+        if len(points) > len(labels):
+            extra = (float(points[-1, 0]), float(points[-1, 1]), "your clip")
+        key = f"embed_{choice}"
+        chart(tsne_figure(points[: len(labels)], labels, names, extra, height=420, legend=False), key,
+              on_select=lambda key=key: st.session_state.update(embed_clicked=key))
+
+clicked = st.session_state.get("embed_clicked")
+if clicked in st.session_state:
+    picked = [p for p in st.session_state[clicked].selection.points if isinstance(p.get("customdata"), (int, float))]
+    if picked:
+        index = int(picked[-1]["customdata"])
+        frames, labels, _ = held_out(dataset, per_class, seed, frames_per_clip, reference.config.image_size)
+        st.subheader(f"Clip {index}: {names[labels[index]]}")
+        chart(frame_figure(upscale(frames[index], 128), [f"t={t}" for t in range(len(frames[index]))],
+                           columns=len(frames[index]), width=1100), "embed_clip")
+st.caption(
+    f"Held-out clips: {per_class} per class of the {len(names)} {dataset} classes, generated from the validation "
+    f"seed of the demo models (seed {seed}), never trained on. Hover a dot for its class, click it to see the "
+    "clip. Image model: each frame alone, features averaged over the frames. t-SNE: "
+    "scikit-learn, PCA initialisation, seed 0; features are cached on disk by model and clip hash."
+)

@@ -1,0 +1,88 @@
+"""Tables 1-4 and Figure 3 in miniature: the smoke run writes complete JSONs; the paper-scale costs come out right."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from analysis import ablations
+from analysis.baselines import i3d_r50
+from timesformer import SCHEMES, preset
+from timesformer.cost import parameter_count
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> dict[str, dict]:
+    out = tmp_path_factory.mktemp("results")
+    assert ablations.main(["all", "--smoke", "--out-dir", str(out)]) == 0
+    return {path.stem: json.loads(path.read_text()) for path in out.glob("*.json")}
+
+
+def test_every_table_is_written_with_its_provenance(smoke) -> None:
+    assert set(smoke) == {"table1", "table2", "table3", "table4", "figure3"}
+    for name, document in smoke.items():
+        assert document["command"].startswith("python -m analysis.ablations")
+        assert document["versions"]["torch"] == torch.__version__
+        assert "paper" in document
+    for name in ("table1", "table3", "table4"):
+        assert smoke[name]["seeds"] == [0] and smoke[name]["budget"]["preset"] == "tiny"
+
+
+def test_table1_has_every_scheme_on_both_datasets_with_per_seed_numbers(smoke) -> None:
+    rows = smoke["table1"]["rows"]
+    assert [row["scheme"] for row in rows] == list(SCHEMES)
+    for row in rows:
+        assert row["params"] == parameter_count(preset("tiny", scheme=row["scheme"], num_classes=10))
+        for dataset in ("motion", "appearance"):
+            cell = row[dataset]
+            values = [run["accuracy"] for run in cell["per_seed"]]
+            assert cell["accuracy"]["mean"] == pytest.approx(sum(values) / len(values))
+            assert all(0 <= v <= 1 for v in values)
+        assert 0 <= row["motion"]["twin_accuracy"]["mean"] <= 1 and "twin_accuracy" not in row["appearance"]
+    macs = {row["scheme"]: row["gmacs_per_clip"] for row in rows}
+    assert macs["joint_space_time"] > macs["space_only"]
+
+
+def test_shared_runs_give_the_same_numbers_in_every_table(smoke) -> None:
+    divided = next(row for row in smoke["table1"]["rows"] if row["scheme"] == "divided_space_time")
+    assert smoke["table4"]["rows"]["space_time"]["motion"]["per_seed"] == divided["motion"]["per_seed"]
+    assert smoke["table3"]["rows"]["appearance"]["scratch"]["per_seed"] == divided["appearance"]["per_seed"]
+
+
+def test_table2_paper_scale_costs_match_the_paper() -> None:
+    cost = ablations.paper_scale_cost(latency=False)
+    vit, i3d = cost["TimeSformer"], cost["I3D 8x8 R50"]
+    assert vit["gmacs_per_view"] == pytest.approx(196, rel=0.02)
+    assert vit["gmacs_per_view_counted"] == pytest.approx(vit["gmacs_per_view"], rel=0.01)
+    assert vit["params_174_class_head"] / 1e6 == pytest.approx(121.4, abs=0.05)
+    assert i3d["params"] / 1e6 == pytest.approx(28.0, abs=0.1)
+    assert i3d["views_implied_by_paper_1.11_tflops_at_256"] == pytest.approx(30, rel=0.02)
+
+
+def test_table2_small_scale_compares_a_tiny_timesformer_with_a_tiny_3d_cnn(smoke) -> None:
+    models = smoke["table2"]["small_scale"]["models"]
+    assert len(models) == 2
+    for model in models.values():
+        run = model["per_seed"][0]
+        assert run["train_seconds"] > 0 and run["history"]
+        reached = run["seconds_to_target"]
+        assert reached is None or 0 < reached <= run["train_seconds"] + 1e-9
+
+
+def test_figure3_joint_outgrows_divided(smoke) -> None:
+    rows = smoke["figure3"]["rows"]
+    point = {(r["scheme"], r["image_size"], r["frames"]): r for r in rows}
+    for size, frames in ((560, 8), (224, 96)):
+        joint, divided = point[("joint_space_time", size, frames)], point[("divided_space_time", size, frames)]
+        assert joint["tmacs"] > divided["tmacs"] and joint["train_gib_batch1"] > divided["train_gib_batch1"]
+        assert joint["exceeds_32gib_batch1"] and not divided["exceeds_32gib_batch1"]
+    for scheme, check in smoke["figure3"]["counter_check_8x224"].items():
+        assert check["counter"] == pytest.approx(check["analytic"], rel=0.01), scheme
+
+
+def test_i3d_baseline_runs_on_a_clip() -> None:
+    model = i3d_r50(num_classes=7).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 8, 64, 64)).shape == (1, 7)
