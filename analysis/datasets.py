@@ -103,11 +103,13 @@ MOTION_CLASSES: tuple[tuple[str, str, int], ...] = (  # (name, attribute that dr
     ("fade_in", "alpha", 1), ("fade_out", "alpha", -1),
 )
 # Each motion attribute's circle (low, high) and how far along it the drifting one goes per clip (fractions).
-_CIRCLES = {"x": (0.0, 1.0), "y": (0.0, 1.0), "size": (np.log(0.07), np.log(0.28)), "angle": (0.0, 2 * np.pi),
-            "alpha": (0.25, 1.0)}
+_CIRCLES = {"x": (0.0, 1.0), "y": (0.0, 1.0), "size": (np.log(0.12), np.log(0.3)), "angle": (0.0, 2 * np.pi),
+            "alpha": (0.5, 1.0)}
 _DRIFT = {"x": (0.25, 0.5), "y": (0.25, 0.5), "size": (0.3, 0.5), "angle": (0.2, 0.4), "alpha": (0.4, 0.6)}
 _TARGET_RADIUS = (0.12, 0.28)  # appearance/images targets, fraction of the frame
 _DISTRACTOR_RADIUS = (0.06, 0.12)
+_DISTRACTOR_DRIFT = 0.08  # at most this far (fraction of the frame) per clip: clutter that barely moves, so that
+# the class is the one clear movement (bars drifting as fast as the target kept small ViTs at chance for 20k clips)
 _STRIPES_PER_RADIUS = 2.5
 _NOISE = 5.0  # sensor noise, uniform in +-5 (0-255 units): cheaper than Gaussian, as good here
 
@@ -136,14 +138,20 @@ def _motion_target(label: int, rng: np.random.Generator, t: np.ndarray) -> tuple
     return look, Track(value["x"], value["y"], np.exp(value["size"]), value["angle"], value["alpha"])
 
 
-def _drift_track(rng: np.random.Generator, t: np.ndarray, radius_range: tuple[float, float]) -> Track:
-    """Random start and end pose, interpolated: a random direction and speed, telling nothing, inside the frame."""
+def _drift_track(rng: np.random.Generator, t: np.ndarray, radius_range: tuple[float, float],
+                 max_drift: float = 1.0) -> Track:
+    """Random start and end pose, interpolated: a random direction and speed, telling nothing, inside the frame.
+    The end point is at most `max_drift` (fraction of the frame) from the start along each axis."""
     def lerp(ends: np.ndarray) -> np.ndarray:
         return ends[0] + (ends[1] - ends[0]) * t
 
+    def ends(low: float, high: float) -> np.ndarray:
+        start = rng.uniform(low, high)
+        return np.array([start, rng.uniform(max(low, start - max_drift), min(high, start + max_drift))])
+
     radius = lerp(np.exp(rng.uniform(*np.log(radius_range), size=2)))
     margin = radius.max() + 0.05  # cv2 anti-aliasing fattens shapes by ~0.5 px: keep off the border
-    x, y = lerp(rng.uniform(margin, 1 - margin, size=2)), lerp(rng.uniform(margin, 1 - margin, size=2))
+    x, y = lerp(ends(margin, 1 - margin)), lerp(ends(margin, 1 - margin))
     angle = rng.uniform(0, 2 * np.pi) + rng.uniform(-np.pi / 2, np.pi / 2) * t
     return Track(x, y, radius, angle, np.ones_like(t))
 
@@ -284,7 +292,7 @@ def make_video(dataset: str, label: int, rng: np.random.Generator, num_frames: i
     frames = np.repeat(background[None], num_frames, axis=0)
     for _ in range(rng.integers(1, 3)):  # distractors go behind the target, so the mask is all target
         colour = _contrasting(rng, [backdrop], candidates=4)
-        _draw(frames, Look("bar"), (colour, colour), _drift_track(rng, t, _DISTRACTOR_RADIUS))
+        _draw(frames, Look("bar"), (colour, colour), _drift_track(rng, t, _DISTRACTOR_RADIUS, _DISTRACTOR_DRIFT))
     look, track = spec.target(label, rng, t)
     first = _contrasting(rng, [backdrop])
     mask = _draw(frames, look, (first, _contrasting(rng, [backdrop, first])), track)
