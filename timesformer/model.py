@@ -70,7 +70,7 @@ PRESETS: dict[str, TimeSformerConfig] = {
     "hr": TimeSformerConfig(num_frames=16, image_size=448),
     "large": TimeSformerConfig(num_frames=96),
     "small": TimeSformerConfig(num_frames=8, image_size=64, patch_size=8, embed_dim=192, depth=6, num_heads=3),
-    "demo": TimeSformerConfig(num_frames=8, image_size=64, patch_size=8, embed_dim=96, depth=4, num_heads=3),
+    "demo": TimeSformerConfig(num_frames=8, image_size=64, patch_size=16, embed_dim=96, depth=4, num_heads=3),
     "tiny": TimeSformerConfig(num_frames=8, image_size=32, patch_size=8, embed_dim=64, depth=4, num_heads=4),
 }
 """The paper's models (TimeSformer 8x224, -HR 16x448, -L 96x224; ViT-B/16) and small demo sizes for CPUs."""
