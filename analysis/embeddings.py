@@ -23,6 +23,7 @@ import torch
 from einops import rearrange
 from sklearn.manifold import TSNE
 from sklearn.metrics import pairwise_distances, silhouette_score
+from threadpoolctl import threadpool_limits
 
 from analysis.datasets import to_clip_tensor
 from timesformer.checkpoints import OFFICIAL_NORMALIZATION
@@ -32,6 +33,7 @@ DEFAULT_CACHE_DIR = Path.home() / ".cache" / "timesformer-explorer" / "features"
 OFFICIAL_MEAN, OFFICIAL_STD = OFFICIAL_NORMALIZATION
 
 FeatureKind = Literal["clip", "frame_averaged"]
+TSNE_MIN_POINTS = 3
 
 
 def _check_frames(frames: np.ndarray) -> None:
@@ -153,17 +155,19 @@ def tsne(
 ) -> np.ndarray:
     """2-D t-SNE map [n, 2] of features [n, D]; deterministic for a given seed (PCA initialisation)."""
     features = np.asarray(features, dtype=np.float32)
-    if features.ndim != 2 or len(features) < 3:
-        raise ValueError(f"t-SNE needs features [n >= 3, D], got shape {features.shape}")
+    if features.ndim != 2 or len(features) < TSNE_MIN_POINTS:
+        raise ValueError(f"t-SNE needs features [n >= {TSNE_MIN_POINTS}, D], got shape {features.shape}")
     if perplexity <= 0 or max_iter < 250:
         raise ValueError(f"perplexity must be positive and max_iter at least 250, got {perplexity} and {max_iter}")
-    return TSNE(
-        perplexity=effective_perplexity(perplexity, len(features)),
-        learning_rate=learning_rate,
-        max_iter=max_iter,
-        init="pca",
-        random_state=seed,
-    ).fit_transform(features)
+    # One thread: scikit-learn's OpenMP threads spin against torch's pool, and 50 points then took 35 s, not 0.2 s.
+    with threadpool_limits(1):
+        return TSNE(
+            perplexity=effective_perplexity(perplexity, len(features)),
+            learning_rate=learning_rate,
+            max_iter=max_iter,
+            init="pca",
+            random_state=seed,
+        ).fit_transform(features)
 
 
 @dataclass(frozen=True)

@@ -374,19 +374,21 @@ def tsne_figure(
     extra: tuple[float, float, str] | None = None,
     height: int = 460,
     legend: bool = True,
+    hover: Sequence[str] | None = None,
 ) -> go.Figure:
     """2-D t-SNE map coloured by class (`class_colour`); `customdata` is each clip's index; `extra` (x, y, name)
-    is drawn as a star."""
+    is drawn as a star; `hover` is a line per point shown under its class (e.g. a file name), else "clip i"."""
     figure = go.Figure()
     labels = np.asarray(labels)
     for label, name in enumerate(class_names):
         index = np.flatnonzero(labels == label)
         if len(index) == 0:
             continue
+        text = [f"clip {i}" for i in index] if hover is None else [hover[i] for i in index]
         figure.add_trace(go.Scatter(
-            x=points[index, 0], y=points[index, 1], mode="markers", name=name, customdata=index.tolist(),
+            x=points[index, 0], y=points[index, 1], mode="markers", name=name, customdata=index.tolist(), text=text,
             marker=dict(size=9, color=class_colour(label), line=dict(width=0.5, color="#111")),
-            hovertemplate=f"<b>{name}</b><br>clip %{{customdata}}<extra></extra>",
+            hovertemplate=f"<b>{name}</b><br>%{{text}}<extra></extra>",
         ))
     if extra is not None:
         x, y, name = extra

@@ -4,16 +4,19 @@ The clips are the generated held-out set the demo models were validated on. Fig.
 space-time, space-only and the image model they started from; here too: the shipped image model (a space-only
 ViT trained on single generated frames, from which every demo video model was inflated) sees each frame
 alone, and its features are averaged over the frames, so it knows appearance but not motion.
-"""
 
-from dataclasses import asdict
+The other source is a batch output folder (`python -m timesformer batch ... --what features`), opened by its
+path on this machine: the map of a whole collection, from the features the batch stored.
+"""
 
 import numpy as np
 import streamlit as st
-from threadpoolctl import threadpool_limits
 
+from analysis.collection import CollectionError, CollectionMap, embed_collection, load_collection, output_state
 from analysis.datasets import class_names, generate
-from analysis.embeddings import cached_features, clip_features, frame_averaged_features, separability, tsne
+from analysis.embeddings import (
+    Separability, cached_features, clip_features, frame_averaged_features, separability, tsne,
+)
 from analysis.figures import class_colour, frame_figure, tsne_figure, upscale
 from timesformer import SCHEMES
 from timesformer.checkpoints import CheckpointError
@@ -63,17 +66,63 @@ def embed(model_key: str, choice: str, dataset: str, per_class: int, seed: int, 
         extract = frame_averaged_features if choice == IMAGE_MODEL else clip_features
         user = extract(loaded.model, _user[None], loaded.mean, loaded.std)
         points_of = np.concatenate([features, user])
-    with threadpool_limits(1):  # scikit-learn's OpenMP threads spin against torch's: 100x slower on a busy machine
-        points = tsne(points_of, perplexity=perplexity)
     return {
-        "points": points,
+        "points": tsne(points_of, perplexity=perplexity),
         "labels": labels,
-        "separability": asdict(separability(features, labels)),
+        "separability": separability(features, labels),
     }
+
+
+def show_separability(measured: Separability, things: str) -> None:
+    """kNN accuracy and silhouette side by side; `things` are what the dots are (clips, videos)."""
+    metrics = st.columns(2)
+    metrics[0].metric("kNN accuracy", f"{measured.knn_accuracy:.0%}", f"chance {measured.chance:.0%}",
+                      delta_color="off", delta_arrow="off",
+                      help=f"Leave-one-out {measured.k}-nearest-neighbour vote on the features.")
+    metrics[1].metric("Silhouette", f"{measured.silhouette:.2f}",
+                      help=f"How much closer {things} are to their own class than to the next one, from −1 to 1.")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def embed_output(folder: str, state: tuple, perplexity: float) -> tuple[str, CollectionMap]:
+    """Caption and t-SNE map of a batch output folder; `state` (`output_state`) changes with its finished shards."""
+    collection = load_collection(folder)
+    return collection.describe(), embed_collection(collection, perplexity)
+
+
+def show_batch_output() -> None:
+    """The t-SNE map of a batch output folder typed in by path, or what is wrong with that path."""
+    top = st.columns([4, 1])
+    folder = top[0].text_input("Batch output folder", key="embed_folder", placeholder="/path/to/runs/val",
+                               help="The --out of `python -m timesformer batch VIDEOS --out DIR --what "
+                               "predictions,features`, on the machine that runs this app.").strip()
+    perplexity = top[1].slider("Perplexity", 5, 50, 30, key="embed_batch_perplexity")
+    if not folder:
+        st.info("Enter the path of a batch output folder on this machine.")
+        return
+    try:
+        with st.spinner("Embedding the collection…"):
+            caption, embedded = embed_output(folder, output_state(folder), float(perplexity))
+    except CollectionError as error:
+        st.error(str(error))
+        return
+    if embedded.separability is not None:
+        with st.columns(2)[0]:
+            show_separability(embedded.separability, "videos")
+    chart(tsne_figure(embedded.points, embedded.codes, embedded.classes, height=560, hover=embedded.hover),
+          "embed_batch")
+    st.caption(f"{caption}. Hover a dot for its file and prediction. t-SNE: scikit-learn, PCA initialisation, seed 0.")
 
 
 chosen_model = sidebar_model()
 st.title("Embeddings")
+source = st.radio("Videos", ["Held-out generated clips", "A batch output folder"], horizontal=True,
+                  key="embed_source", label_visibility="collapsed")
+if source == "A batch output folder":
+    st.caption("Each dot is one video of a batch output folder, placed by t-SNE from the CLS feature the batch "
+               "stored for it.")
+    show_batch_output()
+    st.stop()
 st.caption(
     "Each dot is one held-out generated clip, placed by t-SNE from the model's CLS feature (the vector the "
     "classifier reads). Like the paper's Fig. 8, but measured: kNN accuracy and silhouette are computed on the "
@@ -133,13 +182,7 @@ for column, (choice, result) in zip(columns, results.items()):
     with column:
         st.subheader(choice_title(choice))
         st.caption(choice_note(choice))
-        measured = result["separability"]
-        metrics = st.columns(2)
-        metrics[0].metric("kNN accuracy", f"{measured['knn_accuracy']:.0%}", f"chance {measured['chance']:.0%}",
-                          delta_color="off", delta_arrow="off",
-                          help=f"Leave-one-out {measured['k']}-nearest-neighbour vote on the features.")
-        metrics[1].metric("Silhouette", f"{measured['silhouette']:.2f}",
-                          help="How much closer clips are to their own class than to the next one, from −1 to 1.")
+        show_separability(result["separability"], "clips")
         points = result["points"]
         labels = result["labels"]
         extra = None

@@ -1,12 +1,18 @@
-"""Embeddings (Fig. 8): features, t-SNE, separability numbers and the on-disk feature cache."""
+"""Embeddings (Fig. 8): features, t-SNE, separability numbers, the on-disk feature cache, and batch output folders
+opened as collections."""
 
 import copy
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from threadpoolctl import threadpool_info
 
-from analysis.datasets import generate, to_clip_tensor
+import analysis.embeddings
+from analysis.collection import CollectionError, embed_collection, load_collection, output_state
+from analysis.datasets import generate, to_clip_tensor, write_mp4
 from analysis.embeddings import (
     cached_features,
     clip_features,
@@ -18,6 +24,8 @@ from analysis.embeddings import (
     tsne,
 )
 from timesformer import TimeSformer, preset
+from timesformer.batch import Analysis, checkpoint_digest, run_batch
+from timesformer.checkpoints import OFFICIAL_NORMALIZATION, LoadedModel, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +160,132 @@ def test_bad_input_is_refused(clips):
         separability(np.random.default_rng(0).normal(size=(4, 2)), np.zeros(4))
     with pytest.raises(ValueError, match="NaN"):
         knn_accuracy(np.full((4, 2), np.nan), np.array([0, 0, 1, 1]), k=1)
+
+
+def test_tsne_runs_on_one_thread(monkeypatch):
+    threads = []
+
+    class Recording:  # TSNE's stand-in: notes the thread pools' sizes while it runs
+        def __init__(self, **_):
+            pass
+
+        def fit_transform(self, features):
+            threads.extend(pool["num_threads"] for pool in threadpool_info())
+            return features[:, :2]
+
+    monkeypatch.setattr(analysis.embeddings, "TSNE", Recording)
+    tsne(np.zeros((5, 3)))
+    assert threads and set(threads) == {1}
+
+
+# --- batch output folders as collections ---
+
+MODEL_LABELS = ["left", "right", "up"]
+
+
+def write_batch_output(root: Path, checkpoint: Path, good: int, labels: Sequence[str] = (), broken: int = 0,
+                       what: tuple[str, ...] = ("predictions", "features"), **run) -> Path:
+    """`root`/out: what `python -m timesformer batch` writes for `good` generated clips (labelled in turn by
+    `labels` in a CSV manifest, if any) and `broken` unreadable files; `run` goes to `run_batch`."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, frames in enumerate(generate("motion", good, seed=0, num_frames=8, size=32).frames):
+        write_mp4(frames, root / f"clip{i:02d}.mp4")
+        rows.append(f"clip{i:02d}.mp4,{labels[i % len(labels)] if labels else ''}")
+    for i in range(broken):
+        (root / f"broken{i}.mp4").write_text("this is not a video")
+        rows.append(f"broken{i}.mp4,")
+    (root / "list.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    run_batch(root / "list.csv", root / "out", Analysis(str(checkpoint), what), check=False, readers=1,
+              **{"shard_size": 4} | run)
+    return root / "out"
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = TimeSformer(preset("tiny", depth=2, num_classes=len(MODEL_LABELS))).eval()
+    path = tmp_path_factory.mktemp("model") / "model.safetensors"
+    save_checkpoint(path, LoadedModel(model, *OFFICIAL_NORMALIZATION, MODEL_LABELS, "ours"), sampling_stride="1")
+    return path
+
+
+@pytest.fixture(scope="module")
+def labelled_output(tmp_path_factory, model_file) -> Path:
+    """7 labelled clips (a, b, a, ...) and one unreadable file."""
+    return write_batch_output(tmp_path_factory.mktemp("labelled"), model_file, 7, ["a", "b"], broken=1)
+
+
+def test_batch_output_is_a_labelled_collection(labelled_output, model_file):
+    collection = load_collection(labelled_output)
+    assert collection.features.shape == (7, 64) and collection.features.dtype == np.float32
+    assert [Path(p).name for p in collection.videos["path"]] == [f"clip{i:02d}.mp4" for i in range(7)]
+    assert collection.videos["label"].tolist() == ["a", "b"] * 3 + ["a"]
+    assert set(collection.videos["prediction"]) <= set(MODEL_LABELS)
+    assert (collection.analysed, collection.errors, collection.pending) == (7, 1, 0)
+    assert collection.colour_column == "label"
+    assert collection.describe() == (f"7 videos embedded · 1 error row skipped · 64-dim CLS features · model "
+                                     f"model.safetensors (sha256 {checkpoint_digest(model_file)[:12]}) · "
+                                     "coloured by true label")
+
+    embedded = embed_collection(collection, perplexity=5)
+    assert embedded.points.shape == (7, 2) and embedded.classes == ["a", "b"]
+    assert embedded.codes.tolist() == [0, 1] * 3 + [0]
+    first = collection.videos["prediction"][0]
+    assert embedded.hover[0] == f"clip00.mp4<br>predicted {first}"
+    assert embedded.separability is not None and 0 <= embedded.separability.knn_accuracy <= 1
+
+
+def test_large_collections_are_subsampled_with_a_seed(labelled_output):
+    small = load_collection(labelled_output, max_points=4)
+    assert small.features.shape == (4, 64) and small.analysed == 7
+    names = [Path(p).name for p in small.videos["path"]]
+    assert names == sorted(names)
+    assert load_collection(labelled_output, 4).videos["path"].tolist() == small.videos["path"].tolist()
+    rows = [int(name[4:6]) for name in names]
+    np.testing.assert_array_equal(small.features, load_collection(labelled_output).features[rows])
+    assert small.describe().startswith("4 of 7 videos embedded (a random subsample, seed 0: t-SNE is capped at 4 ")
+
+
+def test_unlabelled_collection_is_coloured_by_prediction_and_unfinished_shards_are_counted(tmp_path, model_file):
+    out = write_batch_output(tmp_path, model_file, 7, stop_after=1)  # one shard of 4 written, 3 videos to go
+    collection = load_collection(out)
+    assert collection.videos["label"].isna().all() and collection.colour_column == "prediction"
+    assert (collection.analysed, collection.pending) == (4, 3)
+    caption = collection.describe()
+    assert "3 videos not finished yet" in caption and "coloured by predicted class" in caption
+    embedded = embed_collection(collection, perplexity=5)
+    assert embedded.classes == sorted(set(collection.videos["prediction"])) and embedded.separability is None
+    assert [embedded.classes[c] for c in embedded.codes] == collection.videos["prediction"].tolist()
+    state = output_state(out)
+    write_batch_output(tmp_path, model_file, 7)  # the rest: the cache key changes with the finished shards
+    assert output_state(out) != state and output_state(out)[2] == (0, 1)
+
+
+def damaged_manifest(folder: Path) -> Path:
+    (folder / "manifest.json").write_text("{")
+    return folder
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "does not exist"),
+    ("file", "is a file"),
+    ("plain folder", "not a batch output folder (no manifest.json)"),
+    ("damaged manifest", "manifest.json is unreadable"),
+    ("no features", "written without features (--what predictions)"),
+    ("one video", "has 1 (1 could not be read, 0 not finished yet)"),
+    ("no video", "t-SNE needs at least 3 analysed videos"),
+])
+def test_unusable_folders_are_named(tmp_path, model_file, case, message):
+    folder = {
+        "missing": lambda: tmp_path / "nowhere",
+        "file": lambda: model_file,
+        "plain folder": lambda: tmp_path,
+        "damaged manifest": lambda: damaged_manifest(tmp_path),
+        "no features": lambda: write_batch_output(tmp_path, model_file, 3, what=("predictions",)),
+        "one video": lambda: write_batch_output(tmp_path, model_file, 1, broken=1),
+        "no video": lambda: write_batch_output(tmp_path, model_file, 0, broken=2),
+    }[case]()
+    with pytest.raises(CollectionError) as raised:
+        load_collection(folder)
+    assert message in str(raised.value)
