@@ -5,9 +5,14 @@
     python -m analysis.ablations demo            # train the demo models -> timesformer/weights/
     python -m analysis.ablations card            # measure them on held-out clips -> MODEL_CARD.md
 
-Every training cell of a table runs the same budget (`FULL`, tiny TimeSformers on 32 px clips) for each seed;
-runs shared by two tables (the divided model is Table 1's T+S, Table 4's space-time row and Table 3's
-image-initialised row) run once. Each JSON holds the exact command, package versions, the budget, per-seed
+Start them with OMP_WAIT_POLICY=PASSIVE in the environment: on a shared CPU, torch's OpenMP threads otherwise
+spin while waiting for each other, which measured 5-10x slower here (it must be set before Python starts).
+
+Every training cell of a table runs the same budget (`FULL`, tiny TimeSformers on 32 px clips) for each seed.
+As in the paper, Tables 1 and 4 start from an image model (a tiny ViT trained on `images`, `FULL_PRETRAIN`)
+inflated into each scheme; Table 3 sets that beside training from scratch, and Table 2's small-scale race
+trains the tiny TimeSformer and the tiny 3D CNN both from scratch. Runs shared by several tables (the
+divided model is Table 1's T+S, Table 4's space-time row and Table 3's image-initialised row) run once. Each JSON holds the exact command, package versions, the budget, per-seed
 numbers with their mean and std, and the paper's numbers beside them (quoted, from shared/paper-tables.md).
 Accuracies are top-1 on the validation clips (`data_seed + 1`); on `motion` also the twin accuracy: how often
 the true class scores above its time-reversed twin, 50% for a model blind to the order of frames.
@@ -15,37 +20,35 @@ the true class scores above its time-reversed twin, 50% for a model blind to the
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
 import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP: idle threads sleep, not spin
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import platform  # noqa: E402
-import shlex  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass, field, replace  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
-
-from timesformer import SCHEMES, TimeSformer, preset  # noqa: E402
-from timesformer.checkpoints import load_checkpoint  # noqa: E402
-from timesformer.cost import GIB, count_macs, estimate_peak_bytes, measure_flops, parameter_count  # noqa: E402
-from timesformer.train import (  # noqa: E402
+from timesformer import SCHEMES, TimeSformer, preset
+from timesformer.model import PRESETS
+from timesformer.checkpoints import load_checkpoint
+from timesformer.cost import GIB, count_macs, estimate_peak_bytes, measure_flops, parameter_count
+from timesformer.train import (
     Splits, TrainConfig, make_splits, predict_logits, save_trained, train,
 )
 
-from .baselines import i3d_r50, tiny_i3d  # noqa: E402
-from .datasets import VideoSet, generate, motion_twin  # noqa: E402
+from .baselines import i3d_r50, tiny_i3d
+from .datasets import VideoSet, generate, motion_twin
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +64,8 @@ FULL_PRETRAIN = replace(FULL, dataset="images", scheme="space_only", train_size=
 SMOKE = TrainConfig(preset="tiny", train_size=8, val_size=4, epochs=1, batch_size=4, threads=1)
 SMOKE_PRETRAIN = replace(SMOKE, dataset="images", scheme="space_only")
 SEEDS = (0, 1, 2)
-TIME_TO_ACCURACY_TARGET = 0.5
-"""Table 2 at small scale: validation accuracy on `motion` whose training time is compared."""
+TIME_TO_ACCURACY = {"motion": 0.5, "appearance": 0.3}
+"""Table 2 at small scale: the validation accuracy whose training time is compared, per dataset."""
 
 GPU_GIB = 32
 """Memory of the paper's V100 GPUs (32 GiB)."""
@@ -73,12 +76,15 @@ HELDOUT_CLIPS = 300
 DEMO_DIR = ROOT / "timesformer" / "weights"
 """The shipped demo models (what `timesformer.demo` finds unless TIMESFORMER_DEMO_DIR points elsewhere)."""
 DEMO_MODELS = ("space_only_images", *(f"{scheme}_motion" for scheme in SCHEMES), "divided_space_time_appearance")
-DEMO_PRETRAIN = TrainConfig(dataset="images", scheme="space_only", train_size=30000, val_size=500, epochs=4,
-                            batch_size=32, lr=1e-3, warmup_epochs=0.2)
-DEMO_VIDEO = TrainConfig(init="timesformer/weights/space_only_images.safetensors", train_size=2400, val_size=300,
-                         epochs=2, batch_size=16, lr=5e-4, warmup_epochs=0.3)
-"""Demo recipe: an image model, then every video model inflated from it on one budget (about 6 minutes for
-divided space-time on 2 shared cores)."""
+DEMO_PRETRAIN = TrainConfig(dataset="images", scheme="space_only", train_size=40000, val_size=500, epochs=3,
+                            batch_size=32, lr=1e-3, warmup_epochs=0.2, threads=1)
+DEMO_VIDEO = TrainConfig(init="timesformer/weights/space_only_images.safetensors", train_size=24000, val_size=300,
+                         epochs=2, batch_size=16, lr=1e-3, warmup_epochs=0.3, threads=1)
+"""Demo recipe: an image model, then every video model inflated from it on one budget (about 7 minutes per
+model on one core). One thread each, so two models train side by side on 2 cores, bit-identically on rerun."""
+DEMO_MAIN = replace(DEMO_VIDEO, epochs=6)
+DIVIDED_GOAL = 0.9
+"""The app's main model, divided space-time on `motion`, gets 3x that budget (about 20 minutes on one core)."""
 
 PAPER = {  # quoted from shared/paper-tables.md (Bertasius et al. 2021), never measured here
     "table1": {"space_only": {"K400": 76.9, "SSv2": 36.6, "params_M": 85.9},
@@ -182,6 +188,7 @@ class Runner:
 
 def table1(runner: Runner) -> dict:
     """Five attention schemes x two datasets, one budget; parameters and MACs of each tiny model."""
+    image = runner.image_model()
     rows = []
     for scheme in SCHEMES:
         model = runner.budget.model_config()
@@ -189,9 +196,9 @@ def table1(runner: Runner) -> dict:
         row = {"scheme": scheme, "paper_name": SCHEMES[scheme].paper_name,
                "params": parameter_count(config), "gmacs_per_clip": count_macs(config)["total"] / 1e9}
         for dataset in DATASETS:
-            row[dataset] = runner.cell(dataset=dataset, scheme=scheme)
+            row[dataset] = runner.cell(dataset=dataset, scheme=scheme, init=image)
         rows.append(row)
-    return {"rows": rows, "paper": PAPER["table1"]}
+    return {"rows": rows, "init": "inflated from the image model of pretrain_budget", "paper": PAPER["table1"]}
 
 
 def _latency(model: nn.Module, shape: tuple[int, ...]) -> float:
@@ -256,16 +263,18 @@ def table2(runner: Runner, paper_scale: bool = True) -> dict:
     result: dict = {"paper": PAPER["table2"], "paper_scale": paper_scale_cost(latency=paper_scale)}
     clip = runner.budget.model_config()
     small = {}
-    for name, baseline in (("TimeSformer (tiny, divided)", ""), ("I3D (tiny)", "tiny_i3d")):
-        cell = runner.cell(baseline, dataset="motion")
-        cell["per_seed"] = [{**run, "seconds_to_target": _seconds_to(TIME_TO_ACCURACY_TARGET, run["history"])}
-                            for run in cell["per_seed"]]
-        times = [run["seconds_to_target"] for run in cell["per_seed"] if run["seconds_to_target"] is not None]
-        macs = (_cnn_macs(lambda: tiny_i3d(10), (1, 3, clip.num_frames, clip.image_size, clip.image_size)) if baseline
-                else count_macs(replace(clip, num_classes=10))["total"])
-        small[name] = {**cell, "gmacs_per_clip": macs / 1e9, "seeds_reaching_target": len(times),
-                       "seconds_to_target": spread(times) if times else None}
-    result["small_scale"] = {"target_val_accuracy": TIME_TO_ACCURACY_TARGET, "dataset": "motion", "models": small}
+    for dataset, target in TIME_TO_ACCURACY.items():
+        for name, baseline in (("TimeSformer (tiny, divided)", ""), ("I3D (tiny)", "tiny_i3d")):
+            cell = runner.cell(baseline, dataset=dataset)
+            cell["per_seed"] = [{**run, "seconds_to_target": _seconds_to(target, run["history"])}
+                                for run in cell["per_seed"]]
+            times = [run["seconds_to_target"] for run in cell["per_seed"] if run["seconds_to_target"] is not None]
+            macs = (_cnn_macs(lambda: tiny_i3d(10), (1, 3, clip.num_frames, clip.image_size, clip.image_size))
+                    if baseline else count_macs(replace(clip, num_classes=10))["total"])
+            small.setdefault(dataset, {"target_val_accuracy": target})[name] = {
+                **cell, "params": cell["per_seed"][0]["params"], "gmacs_per_clip": macs / 1e9,
+                "seeds_reaching_target": len(times), "seconds_to_target": spread(times) if times else None}
+    result["small_scale"] = small
     return result
 
 
@@ -279,9 +288,10 @@ def table3(runner: Runner) -> dict:
 
 def table4(runner: Runner) -> dict:
     """Position embedding none / space-only / space-time, divided space-time, both datasets."""
-    rows = {pos: {dataset: runner.cell(dataset=dataset, pos_embed=pos) for dataset in DATASETS}
+    image = runner.image_model()
+    rows = {pos: {dataset: runner.cell(dataset=dataset, pos_embed=pos, init=image) for dataset in DATASETS}
             for pos in ("none", "space", "space_time")}
-    return {"rows": rows, "paper": PAPER["table4"]}
+    return {"rows": rows, "init": "inflated from the image model of pretrain_budget", "paper": PAPER["table4"]}
 
 
 def figure3(batches: tuple[int, ...] = (1, 2)) -> dict:
@@ -317,6 +327,7 @@ def demo_configs() -> dict[str, TrainConfig]:
     configs = {"space_only_images": DEMO_PRETRAIN}
     for scheme in SCHEMES:
         configs[f"{scheme}_motion"] = replace(DEMO_VIDEO, scheme=scheme)
+    configs["divided_space_time_motion"] = DEMO_MAIN
     configs["divided_space_time_appearance"] = replace(DEMO_VIDEO, dataset="appearance")
     return configs
 
@@ -336,7 +347,8 @@ def train_demo_models(names: tuple[str, ...] = DEMO_MODELS) -> None:
         log.info("%s", command)
         start = time.perf_counter()
         python, *args = shlex.split(command)  # `python`: this interpreter
-        subprocess.run([sys.executable, *args], cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "PASSIVE"}
+        subprocess.run([sys.executable, *args], cwd=ROOT, check=True, env=env)
         log.info("%s: %.0f s wall-clock", name, time.perf_counter() - start)
 
 
@@ -360,11 +372,49 @@ def measure_demo_models() -> dict:
     return {"heldout": {"seed": HELDOUT_SEED, "clips": HELDOUT_CLIPS}, "models": models}
 
 
+TUNING_NOTES = """## How the recipe was found, and its limits
+
+Measured on this machine while tuning (validation clips, 10 classes, chance 10%):
+- With the first version of `motion` (targets down to 7% of the frame and 25% opacity, 1-2 bars drifting as fast
+  as the target), every scheme stayed at chance: 2,400-24,000 clips, learning rates 3e-4 to 3e-3, image
+  pretraining, an auxiliary mask loss, random time embeddings, and a 3D CNN on a binary left/right subset.
+- A small ViT sits on a plateau (loss ln 10) until it finds the object; on easier clips (flat background, no
+  bars, large targets) it left the plateau after about 2,000 steps of 16 clips. Static bars on textured
+  backgrounds were as learnable, so `motion` now keeps its clutter but lets the bars drift at most 8% of the
+  frame, and the target is 12-30% of the frame and at least 50% opaque.
+- Patches of 16 px on 64 px frames (4 x 4 per frame) train 4.5x faster than 8 px patches (8 x 8), which is
+  what makes 10,000+ steps affordable on one core; the heatmaps are coarser for it.
+- Inflating the image model left the plateau in the first epoch (21.0%, then 21.7% after two), where the same
+  run from scratch gave 10.3%, then 16.0%: the image model is the demo recipe, as ImageNet ViT is the paper's.
+- The divided model, the one the app leads with, gets 3x the others' budget. The project's goal for it is
+  {goal:.0%} held-out accuracy; measured: {divided:.1%}, twin accuracy {twin:.1%}.
+
+Why the motion models stop short (measured, not fixed yet):
+- They learn *which* attribute changes (position, size, angle, opacity: about 70% of clips land in the right
+  pair) but not its direction: twin accuracy stays at chance, and reversing a clip's frames changes the divided
+  model's logits by at most 0.3 (logit spread 2.6), never its prediction.
+- The data carries the direction: a tiny 3D CNN (`analysis.baselines.tiny_i3d`, same clips, same optimiser)
+  tells move_right from move_left at 99.3% validation accuracy after one epoch of 8,000 clips (45 s on one
+  core), and on all 10 classes reaches 58.8% and 70.8% after one and two epochs of 24,000 clips (about 2.5
+  minutes each), where the divided TimeSformer has 21.0% and 21.7%.
+- On that binary left/right subset the divided TimeSformer stays at 50-51% for 3 epochs whatever we tried:
+  inflated or from scratch, time embedding starting at zero or with std 0.05, 0.2 or 1.0, a 30x learning
+  rate on the time embedding, a 2x larger drift. The image model's patch tokens have std 4.8 (12.6 after video
+  training) against the time embedding's 0.06, yet a large time embedding did not help either.
+- Reading: with 16 px patches on 64 px frames an object moves 2-4 px per frame inside one token, and a
+  4-block, 96-wide ViT finds no gradient towards that within our budget, where convolutions see it directly.
+  Next to try: 8 px patches (4.5x the cost), far longer schedules, a larger width."""
+
+
+DEMO = PRESETS["demo"]
+
+
 def write_card(measured: dict) -> str:
     lines = [
         "# Demo models",
         "",
-        "Small TimeSformers (the `demo` preset: 8 frames x 64 px, patch 8, width 96, depth 4, 3 heads) trained on",
+        f"Small TimeSformers (the `demo` preset: {DEMO.num_frames} frames x {DEMO.image_size} px, patch {DEMO.patch_size}, "
+        f"width {DEMO.embed_dim}, depth {DEMO.depth}, {DEMO.num_heads} heads) trained on",
         "CPU on the generated datasets of `analysis/datasets.py`. They exist so the app has real trained",
         "attention to show; they are not Kinetics or Something-Something models.",
         "",
@@ -385,7 +435,9 @@ def write_card(measured: dict) -> str:
         twin = f"{100 * row['twin_accuracy']:.1f}%" if "twin_accuracy" in row else "-"
         lines.append(f"| `{name}` | {100 * row['accuracy']:.1f}% | {twin} | {row['params']:,} | "
                      f"{row['gmacs_per_clip']:.3f} | {row['train_seconds']:.0f} | {row['megabytes']:.1f} |")
-    lines += ["", "## Regeneration commands", "", "Run from the repository root, in this order:", ""]
+    divided = measured["models"]["divided_space_time_motion"]
+    notes = TUNING_NOTES.format(goal=DIVIDED_GOAL, divided=divided["accuracy"], twin=divided["twin_accuracy"])
+    lines += ["", notes, "", "## Regeneration commands", "", "Run from the repository root, in this order:", ""]
     for name, row in measured["models"].items():
         lines += [f"- `{name}`:", "  ```", f"  OMP_WAIT_POLICY=PASSIVE {row['command']}", "  ```"]
     return "\n".join(lines) + "\n"
@@ -395,7 +447,8 @@ def write_card(measured: dict) -> str:
 
 def versions() -> dict[str, str]:
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "cpu_threads": str(torch.get_num_threads()), "machine": platform.machine()}
+            "cpu_threads": str(torch.get_num_threads()), "machine": platform.machine(),
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}
 
 
 def save(name: str, payload: dict, out_dir: Path, runner: Runner | None, seconds: float) -> Path:
@@ -421,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+        log.warning("OMP_WAIT_POLICY is not PASSIVE: on a busy CPU this runs several times slower (see --help)")
     torch.set_flush_denormal(True)
     if args.what == "demo":
         train_demo_models()
