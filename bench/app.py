@@ -59,6 +59,7 @@ def main() -> None:
             page.wait_for_selector("[data-testid=stPlotlyChart] image", timeout=180_000)
             first_heatmap = time.perf_counter() - start
             drawn(page, PAGES["attention-rollout"])
+            page.keyboard.press("Escape")  # a fresh server's first page URL may say "Page not found" (see app.py)
             cold = {path: switch(page, path) for path in PAGES if path != "attention-rollout"}
             cached: dict[str, list[float]] = {path: [] for path in PAGES}
             for _ in range(args.rounds):

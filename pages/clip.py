@@ -25,7 +25,7 @@ with left:
     st.subheader("What the model sees")
     frames = upscale(clip.frames)
     titles = [f"t={t} · #{index}" for t, index in enumerate(clip.indices)]
-    chart(frame_figure(frames, titles, columns=4, width=760), "video_frames")
+    chart(frame_figure(frames, titles, columns=4, width=760), "video_frames", static=True)
     info = clip.info
     st.caption(
         f"{config.num_frames} frames sampled from the middle of the video ({info.num_frames} frames, {info.fps:g} fps, "

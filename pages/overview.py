@@ -61,7 +61,8 @@ st.subheader("One query patch, five ways to attend")
 figure_column, text_column = st.columns([3, 2], gap="large")
 with figure_column:
     images, labels = pattern_rows()
-    chart(grid_figure(images, labels, [f"frame t={t}" for t in range(PATTERN_GRID.t)], width=700), "patterns")
+    frames = [f"frame t={t}" for t in range(PATTERN_GRID.t)]
+    chart(grid_figure(images, labels, frames, width=700), "patterns", static=True)
 with text_column:
     st.markdown(
         f"The blue patch (frame {PATTERN_QUERY.t}, row {PATTERN_QUERY.row}, column {PATTERN_QUERY.col}) is a query. "

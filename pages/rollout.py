@@ -74,7 +74,7 @@ frames = upscale(clip.frames)
 images = heat_images(frames, maps, cmap, opacity, scaling)
 titles = [f"t={t} · {share:.0%}" for t, share in enumerate(maps.sum(axis=(1, 2)) / max(maps.sum(), 1e-12))]
 clickable_chart(frame_figure(images, titles, min(grid.t, 8), grid, maps, "relevance", width=1150), "rollout_strip")
-chart(colour_bar(cmap, "relevance to the clip's CLS feature"), "rollout_colourbar")
+chart(colour_bar(cmap, "relevance to the clip's CLS feature"), "rollout_colourbar", static=True)
 described = {
     "rollout": f"Rollout over blocks {first}–{last}, heads fused by {fusion}",
     "last_layer": "What CLS attends to in the last block alone, with no residual: the naive baseline",
@@ -112,7 +112,8 @@ with left:
     tile_images = heat_images(np.repeat(frame, rows * cols, axis=0), tiles.reshape(rows * cols, *tiles.shape[2:]),
                               cmap, opacity, "frame").reshape(rows, cols, *frame.shape[1:])
     chart(grid_figure(tile_images, [f"block {i + 1}" for i in range(rows)],
-                      [f"head {h}" for h in range(cols - 1)] + ["mean"], width=160 * cols + 110), "rollout_heads")
+                      [f"head {h}" for h in range(cols - 1)] + ["mean"], width=160 * cols + 110), "rollout_heads",
+          static=True)
     st.caption("What CLS attends to among this frame's patches in each block's last stage that includes CLS, one "
                "map per head and their mean, each scaled to its own range: no rollout, one block at a time.")
 with right:

@@ -67,22 +67,15 @@ def not_run() -> None:
             "analysis/results/*.json (hours on 2 cores); `--smoke` gives a seconds-long version.")
 
 
-st.title("Ablations")
-st.caption(
-    f"Every number in a column or panel marked *paper* is **{paper.QUOTED}** ({paper.CITATION}). Every other "
-    "number is computed here or measured by our small-scale reproduction, which says how it was measured. "
-    "Ours run on generated clips: *motion* stands in for SSv2 (the class is a movement), *appearance* for K400 "
-    "(the class is the object's look), so compare the pattern across rows, not the values."
-)
-
 def table1_section() -> None:
     found = result("table1")
     quoted = paper.TABLE1.set_index("scheme")
     names = [scheme_block(s).paper_name for s in SCHEMES]
     if found is None:
         not_run()
-        st.dataframe(paper.TABLE1.drop(columns="scheme").rename(columns=lambda c: f"{c}, paper"), hide_index=True,
-                     width="stretch", column_config=ONE_DECIMAL)
+        st.dataframe(paper.TABLE1.drop(columns="scheme").rename(columns={"params (M)": "params (M), paper",
+                                                                         **PAPER_COLUMNS}),
+                     hide_index=True, width="stretch", column_config=ONE_DECIMAL)
     else:
         rows = {row["scheme"]: row for row in found["rows"]}
         table = pd.DataFrame({
@@ -107,6 +100,7 @@ def table1_section() -> None:
         ), "table1_chart")
         st.caption(how_measured(found) + " Twin accuracy: how often the true motion scores above its time-reversed "
                    "twin (50% for a model blind to frame order). Error bars: std over seeds.")
+
 
 def table2_section() -> None:
     found = result("table2")
@@ -134,19 +128,21 @@ def table2_section() -> None:
             st.caption(f"Paper: 0.59 TFLOPs for TimeSformer's 3 views, i.e. 196 GMACs per view; ours "
                        f"{vit['gmacs_per_view']:.1f}. The paper's 1.11 TFLOPs for I3D equal "
                        f"{i3d['views_implied_by_paper_1.11_tflops_at_256']:.1f} views of 256² by our count.")
-        small = found["small_scale"]
-        st.markdown(f"**Ours at small scale: time to reach {small['target_val_accuracy']:.0%} validation accuracy "
-                    f"on {small['dataset']}**")
-        st.dataframe(pd.DataFrame([{
-            "model": name,
-            "GMACs per clip": f"{model['gmacs_per_clip']:.3f}",
-            "accuracy": pm(model),
-            "training (s)": f"{model['train_seconds']['mean']:.0f} ± {model['train_seconds']['std']:.0f}",
-            "seeds reaching target": model["seeds_reaching_target"],
-            "seconds to target": "–" if not model["seconds_to_target"] else
-            f"{model['seconds_to_target']['mean']:.0f} ± {model['seconds_to_target']['std']:.0f}",
-        } for name, model in small["models"].items()]), hide_index=True, width="stretch")
+        for dataset, small in found["small_scale"].items():
+            target = small["target_val_accuracy"]
+            st.markdown(f"**Ours at small scale: time to reach {target:.0%} validation accuracy on {dataset}**")
+            st.dataframe(pd.DataFrame([{
+                "model": name,
+                "params": f"{model['params']:,}",
+                "GMACs per clip": f"{model['gmacs_per_clip']:.3f}",
+                "accuracy": pm(model),
+                "training (s)": f"{model['train_seconds']['mean']:.0f} ± {model['train_seconds']['std']:.0f}",
+                "seeds reaching target": model["seeds_reaching_target"],
+                "seconds to target": "–" if not model["seconds_to_target"] else
+                f"{model['seconds_to_target']['mean']:.0f} ± {model['seconds_to_target']['std']:.0f}",
+            } for name, model in small.items() if name != "target_val_accuracy"]), hide_index=True, width="stretch")
         st.caption(how_measured(found))
+
 
 def table3_section() -> None:
     found = result("table3")
@@ -173,6 +169,7 @@ def table3_section() -> None:
         st.caption(how_measured(found) + f" The image model (space-only ViT on single generated frames) reached "
                    f"{100 * image.get('val_accuracy', 0):.1f}% on its own validation images.")
 
+
 def table4_section() -> None:
     found = result("table4")
     quoted = paper.TABLE4.set_index("pos_embed")
@@ -197,6 +194,7 @@ def table4_section() -> None:
             right_errors={f"{d} (ours)": [std(rows[p][d]) for p in order] for d in ("appearance", "motion")},
         ), "table4_chart")
         st.caption(how_measured(found))
+
 
 def figure3_section() -> None:
     st.markdown(
@@ -239,6 +237,7 @@ def figure3_section() -> None:
         f"budget line. An estimate, not a measurement on a GPU.{check}"
     )
 
+
 def live_section() -> None:
     st.markdown(
         "Train Table 1's five schemes now, on this machine, with the same code as the saved reproduction "
@@ -273,6 +272,37 @@ def live_section() -> None:
                    "100 validation clips. A short run: differences between schemes are within noise at this budget.")
 
 
+def demo_section() -> None:
+    found = result("demo_models")
+    st.markdown("The models the other pages run, measured on clips none of them was trained or validated on.")
+    if found is None:
+        st.info("Not measured on this machine yet: `python -m analysis.ablations card` writes "
+                "analysis/results/demo_models.json.")
+        return
+    st.dataframe(pd.DataFrame([{
+        "model": name,
+        "trained on": model["dataset"],
+        "held-out accuracy": f"{100 * model['accuracy']:.1f}%",
+        "twin accuracy": f"{100 * model['twin_accuracy']:.1f}%" if "twin_accuracy" in model else "–",
+        "params": f"{model['params']:,}",
+        "GMACs per clip": f"{model['gmacs_per_clip']:.3f}",
+        "training (s)": f"{model['train_seconds']:.0f}",
+        "initialised from": Path(model["init"]).stem if model["init"] != "scratch" else "scratch",
+    } for name, model in found["models"].items()]), hide_index=True, width="stretch")
+    held_out = found["heldout"]
+    st.caption(f"Measured by `{found['command']}` on {held_out['clips']} clips generated with seed {held_out['seed']} "
+               "(training used seed 0, validation seed 1). Twin accuracy: how often the true motion scores above "
+               "its time-reversed twin (50% for a model blind to frame order). The regeneration commands and "
+               "limitations are in timesformer/weights/MODEL_CARD.md.")
+
+
+st.title("Ablations")
+st.caption(
+    f"Every number in a column or panel marked *paper* is **{paper.QUOTED}** ({paper.CITATION}). Every other "
+    "number is computed here or measured by our small-scale reproduction, which says how it was measured. "
+    "Ours run on generated clips: *motion* stands in for SSv2 (the class is a movement), *appearance* for K400 "
+    "(the class is the object's look), so compare the pattern across rows, not the values."
+)
 SECTIONS = {
     "Table 1 · schemes": table1_section,
     "Table 2 · cost": table2_section,
@@ -280,6 +310,7 @@ SECTIONS = {
     "Table 4 · position": table4_section,
     "Fig. 3 · cost curves": figure3_section,
     "Run it live": live_section,
+    "Demo models": demo_section,
 }
 section = st.segmented_control("Section", list(SECTIONS), default="Table 1 · schemes", key="ablation_section",
                                label_visibility="collapsed") or "Table 1 · schemes"

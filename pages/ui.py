@@ -18,13 +18,16 @@ from timesformer.layout import Grid
 QUERY_KEYS = ("query_t", "query_row", "query_col")
 
 
-def chart(figure: go.Figure, key: str, on_select: Callable[[], None] | None = None) -> None:
-    """Show a figure as built (no Streamlit theme, no mode bar); with `on_select`, clicks on points call it."""
+def chart(figure: go.Figure, key: str, on_select: Callable[[], None] | None = None, static: bool = False) -> None:
+    """Show a figure as built (no Streamlit theme, no mode bar); with `on_select`, clicks on points call it.
+
+    `static` pictures take no hover or zoom, which spares the browser setting those up on every page switch.
+    """
+    config = {"displayModeBar": False, "staticPlot": static}
     if on_select is None:
-        st.plotly_chart(figure, key=key, theme=None, config={"displayModeBar": False})
+        st.plotly_chart(figure, key=key, theme=None, config=config)
     else:
-        st.plotly_chart(figure, key=key, theme=None, config={"displayModeBar": False}, on_select=on_select,
-                        selection_mode="points")
+        st.plotly_chart(figure, key=key, theme=None, config=config, on_select=on_select, selection_mode="points")
 
 
 def clickable_chart(figure: go.Figure, key: str) -> None:

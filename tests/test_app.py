@@ -19,6 +19,7 @@ import timesformer.demo
 from analysis.datasets import class_names
 from analysis.samples import samples
 from pages.session import save_upload
+from test_embeddings import write_batch_output
 from timesformer import SCHEMES, TimeSformer, preset
 from timesformer.checkpoints import LoadedModel, save_checkpoint
 
@@ -160,6 +161,28 @@ def test_embeddings_page_measures_separability(demo_dir):
     assert not any(t["name"] == "your clip" for f in charts(app) for t in f["data"])
 
 
+def test_embeddings_page_opens_a_batch_output_folder(demo_dir, tmp_path):
+    out = write_batch_output(tmp_path, demo_dir / "divided_space_time_motion.safetensors", 6, ["a", "b"], broken=1)
+    app = start()
+    app.switch_page("pages/tsne.py")
+    app.session_state["embed_source"] = "A batch output folder"  # the held-out clips are not embedded first
+    app.run()
+    assert "Enter the path" in app.info[0].value and not charts(app)
+    app.text_input(key="embed_folder").input(str(out)).run()
+    assert not app.exception and not app.error
+    traces = charts(app)[0]["data"]
+    assert [t["name"] for t in traces] == ["a", "b"] and [len(t["customdata"]) for t in traces] == [3, 3]
+    assert {text.split("<br>")[0] for t in traces for text in t["text"]} == {f"clip{i:02d}.mp4" for i in range(6)}
+    assert all("<br>predicted " in text for t in traces for text in t["text"])
+    assert [m.label for m in app.metric] == ["kNN accuracy", "Silhouette"]
+    caption = "\n".join(c.value for c in app.caption)
+    assert "6 videos embedded · 1 error row skipped · 64-dim CLS features · model divided_space_time_motion" in caption
+
+    for bad, message in ((tmp_path / "nowhere", "does not exist"), (tmp_path, "not a batch output folder")):
+        app.text_input(key="embed_folder").input(str(bad)).run()
+        assert not app.exception and message in app.error[0].value and not charts(app)
+
+
 def test_ablations_page_sets_ours_beside_the_paper(demo_dir):
     app = start("tables")
     table1 = app.dataframe[0].value
@@ -183,6 +206,23 @@ def test_ablations_page_without_results_says_how_to_make_them(demo_dir, tmp_path
     app = start("tables")
     assert "python -m analysis.ablations all" in app.info[0].value
     assert list(app.dataframe[0].value["K400, paper"]) == [76.9, 77.4, 78.0, 75.9, 73.5]  # the paper alone
+
+
+def test_ablations_page_shows_the_demo_models_card(demo_dir, tmp_path, monkeypatch):
+    models = {name: {"accuracy": accuracy, "dataset": dataset, "params": 661162, "gmacs_per_clip": 0.36,
+                     "train_seconds": 395.0, "init": "timesformer/weights/space_only_images.safetensors",
+                     **({"twin_accuracy": 0.49} if dataset == "motion" else {})}
+              for name, dataset, accuracy in (("divided_space_time_motion", "motion", 0.153),
+                                              ("divided_space_time_appearance", "appearance", 0.543))}
+    card = {"command": "python -m analysis.ablations card", "heldout": {"seed": 777, "clips": 300}, "models": models}
+    (tmp_path / "demo_models.json").write_text(json.dumps(card))
+    monkeypatch.setattr(ablations, "RESULTS_DIR", tmp_path)
+    app = start("tables")
+    app.button_group(key="ablation_section").set_value("Demo models").run()
+    table = app.dataframe[0].value
+    assert list(table["held-out accuracy"]) == ["15.3%", "54.3%"]
+    assert list(table["twin accuracy"]) == ["49.0%", "–"]
+    assert "seed 777" in "\n".join(c.value for c in app.caption)
 
 
 def test_live_reproduction_trains_every_scheme_with_progress(demo_dir, monkeypatch):

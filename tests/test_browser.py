@@ -11,6 +11,8 @@ import urllib.request
 import pytest
 
 from streamlit_server import CHROMIUM, ROOT, healthy, launch_chromium, screenshot, streamlit_server, wait_ready
+from timesformer import SCHEMES
+from timesformer.demo import DEMO_DIR
 
 PAGES = {
     "": "TimeSformer Explorer",
@@ -40,13 +42,13 @@ pytestmark = pytest.mark.skipif(missing is not None, reason=missing or "")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """The app on small random demo models (no trained demo model is shipped yet): the wiring, not the science."""
-    from test_app import make_demo_models
-
-    folder = tmp_path_factory.mktemp("weights")
-    make_demo_models(folder)
-    with streamlit_server(env={"TIMESFORMER_DEMO_DIR": str(folder)}) as url:
+def server():
+    """The app as shipped: its demo models and sample clips, started the way the README starts it."""
+    shipped = [f"{scheme}_motion" for scheme in SCHEMES] + ["divided_space_time_appearance", "space_only_images"]
+    absent = [name for name in shipped if not (DEMO_DIR / f"{name}.safetensors").exists()]
+    if absent:
+        pytest.fail(f"the shipped demo models are missing from {DEMO_DIR}: {', '.join(absent)}")
+    with streamlit_server(env={"TIMESFORMER_DEMO_DIR": str(DEMO_DIR)}) as url:
         yield url
 
 
