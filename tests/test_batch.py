@@ -114,7 +114,10 @@ def test_rows_are_what_the_model_computes(collection: Path, local_output: Path) 
     assert row["prediction"] == row["top_labels"][0] and list(row["frames"]) == clip.indices
     position = np.flatnonzero(output.rollout["index"] == row["index"])[0]
     np.testing.assert_allclose(output.rollout["maps"][position], rollout(loaded.model, clip.tensor).maps[0].numpy(), atol=1e-6)
-    assert output.rollout["maps"].shape == (GOOD, 8, 8, 8) and output.features().shape == (GOOD, 96)
+    config = loaded.config
+    side = config.image_size // config.patch_size
+    assert output.rollout["maps"].shape == (GOOD, config.num_frames, side, side)
+    assert output.features().shape == (GOOD, config.embed_dim)
 
 
 def test_interrupted_run_resumes_to_the_same_output(collection: Path, analysis: Analysis, local_output: Path) -> None:
