@@ -72,8 +72,8 @@ metadata = model.loaded.metadata
 if model.dataset:
     rows["trained on"] = f"{model.dataset}: {DATASET_NOTES.get(model.dataset, 'generated clips')}"
 if model.accuracy is not None:
-    rows["held-out accuracy"] = f"{model.accuracy:.1%}" + (
-        f" on {model.held_out_clips} clips" if model.held_out_clips else "")
+    rows["validation accuracy"] = f"{model.accuracy:.1%}" + (
+        f" on {model.validation_clips} clips" if model.validation_clips else "")
 for key, label in (("epochs", "epochs"), ("train_seconds", "training time (s)"), ("init", "initialised from"),
                    ("command", "command that made it")):
     if key in metadata:

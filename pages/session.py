@@ -71,7 +71,7 @@ class Model:
         return None if value is None else float(value)
 
     @property
-    def held_out_clips(self) -> int | None:
+    def validation_clips(self) -> int | None:
         """How many validation clips `accuracy` was measured on (from the training config in the metadata)."""
         try:
             return int(json.loads(self.loaded.metadata["train_config"])["val_size"])
@@ -244,8 +244,8 @@ def _summary(model: Model | None, model_error: str | None, video: Video | None, 
             if model.dataset:
                 lines.append(f"Trained on **{model.dataset}**: {DATASET_NOTES.get(model.dataset, 'generated clips')}.")
             if model.accuracy is not None:
-                clips = f" ({model.held_out_clips} clips)" if model.held_out_clips else ""
-                lines.append(f"Held-out accuracy **{model.accuracy:.1%}**{clips}.")
+                clips = f" ({model.validation_clips} clips)" if model.validation_clips else ""
+                lines.append(f"Validation accuracy **{model.accuracy:.1%}**{clips}.")
             lines.append(f"{config.num_frames} frames × {config.image_size}² px, patch {config.patch_size}.")
             st.caption("  \n".join(lines))
         if video is None:

@@ -104,7 +104,7 @@ def test_video_page_predicts_and_follows_the_chosen_clip(demo_dir):
     assert not app.exception
     assert f"True class: **{other.label}**" in "\n".join(m.value for m in app.markdown)
     facts = app.dataframe[0].value.set_index("fact")["value"]
-    assert facts["held-out accuracy"] == "81.2% on 48 clips"
+    assert facts["validation accuracy"] == "81.2% on 48 clips"
 
 
 def test_compare_page_follows_the_query_in_every_column(demo_dir):
