@@ -52,6 +52,25 @@ def _group_key(stage: str, t: int, h: int, w: int, grid: Grid) -> tuple:
     }[stage]
 
 
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_inference_path_matches_the_autograd_path(scheme: str) -> None:
+    """Without autograd the blocks add residuals and GELU in place; the numbers must not change."""
+    model = TimeSformer(preset("tiny", scheme=scheme, num_classes=5)).eval()
+    with torch.no_grad():  # give every weight a non-trivial value, time embedding included
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    video = torch.randn(2, 3, 8, 32, 32)
+    kept = video.clone()
+    trained = model(video)
+    assert trained.requires_grad
+    with torch.inference_mode():
+        inferred = model(video)
+        inspected = model.inspect(video).logits
+    torch.testing.assert_close(inferred, trained.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(inspected, trained.detach(), atol=1e-5, rtol=1e-5)
+    assert torch.equal(video, kept)
+
+
 @pytest.mark.parametrize("scheme", [s for s in SCHEMES if s != "space_only"])
 def test_each_stage_mixes_exactly_its_group(scheme: str) -> None:
     """The gradient of one output patch reaches exactly the patches of its group (and CLS if the stage has it)."""

@@ -52,12 +52,18 @@ TIME = Stage("time", PATCH_TOKENS, "(b h w) t d", "temporal_", with_cls=False)
 SPACE = Stage("space", PATCH_TOKENS, "(b t) (h w) d", "", with_cls=True)
 
 
-class Mlp(nn.Sequential):
+class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        hidden = self.fc1(x)
+        # Without autograd, GELU overwrites fc1's output: the largest activation is then allocated once, not twice.
+        hidden = self.act(hidden) if torch.is_grad_enabled() else torch.ops.aten.gelu_(hidden)
+        return self.fc2(hidden)
 
 
 class DropPath(nn.Module):
@@ -98,12 +104,18 @@ class Block(nn.Module):
         """Raise ValueError when the scheme cannot tile this patch grid."""
 
     def forward(self, x: Tensor, grid: Grid, observe: StageObserver | None = None) -> Tensor:
-        """x: [B, 1 + N*T, D] -> x updated. `observe(stage, probs)` sees each stage's attention probabilities."""
+        """x: [B, 1 + N*T, D] -> x updated. `observe(stage, probs)` sees each stage's attention probabilities.
+
+        Without autograd the residual sums are written into x itself (the model passes each block a tensor
+        it owns): each sum then costs one pass over the tokens instead of two fresh buffers, whose page faults
+        dominated the non-matmul time on CPU (bench/forward.py measures the whole forward against transformers).
+        """
         for stage in self.stages:
             x, probs = self.attend(x, grid, stage, capture=observe is not None)
             if observe is not None:
                 observe(stage, probs)
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        update = self.drop_path(self.mlp(self.norm2(x)))
+        return x + update if torch.is_grad_enabled() else x.add_(update)
 
     def attend(self, x: Tensor, grid: Grid, stage: Stage, capture: bool) -> tuple[Tensor, Tensor | None]:
         """x plus one stage's attention update; probabilities in the stage's grouped shape [G*B, heads, L, L]."""
@@ -125,8 +137,20 @@ class Block(nn.Module):
         if fc is not None:
             patch_update = fc(patch_update)
             cls_update = None if cls_update is None else fc(cls_update)
-        cls = x[:, :1] if cls_update is None else x[:, :1] + self.drop_path(cls_update)
-        return torch.cat([cls, x[:, 1:] + self.drop_path(patch_update)], dim=1), probs
+        cls_update = None if cls_update is None else self.drop_path(cls_update)
+        return self.add_residual(x, cls_update, self.drop_path(patch_update)), probs
+
+    @staticmethod
+    def add_residual(x: Tensor, cls_update: Tensor | None, patch_update: Tensor) -> Tensor:
+        """x plus the stage's updates of CLS (None: CLS took no part) and of the patches; in place without
+        autograd (see `forward`)."""
+        if torch.is_grad_enabled():
+            cls = x[:, :1] if cls_update is None else x[:, :1] + cls_update
+            return torch.cat([cls, x[:, 1:] + patch_update], dim=1)
+        x[:, 1:] += patch_update
+        if cls_update is not None:
+            x[:, :1] += cls_update
+        return x
 
 
 class SpaceOnly(Block):
