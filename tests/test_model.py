@@ -71,6 +71,19 @@ def test_inference_path_matches_the_autograd_path(scheme: str) -> None:
     assert torch.equal(video, kept)
 
 
+def test_stochastic_depth_drops_a_samples_whole_update() -> None:
+    """CLS and patches of one sample are kept or dropped together, as in the official code's single residual."""
+    torch.manual_seed(0)
+    block = scheme_block("divided_space_time")(dim=8, num_heads=2, drop_path=0.5).train()
+    grid = Grid(2, 2, 2)
+    x = torch.randn(64, 1 + grid.num_patches, 8)
+    out, _ = block.attend(x, grid, block.stages[1], capture=False)  # the spatial stage updates CLS too
+    cls_changed = (out - x)[:, 0].abs().amax(-1) > 0
+    patches_changed = (out - x)[:, 1:].abs().amax((-2, -1)) > 0
+    assert torch.equal(cls_changed, patches_changed)
+    assert 0 < int(cls_changed.sum()) < 64
+
+
 @pytest.mark.parametrize("scheme", [s for s in SCHEMES if s != "space_only"])
 def test_each_stage_mixes_exactly_its_group(scheme: str) -> None:
     """The gradient of one output patch reaches exactly the patches of its group (and CLS if the stage has it)."""

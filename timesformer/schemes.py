@@ -73,11 +73,16 @@ class DropPath(nn.Module):
         super().__init__()
         self.p = p
 
-    def forward(self, x: Tensor) -> Tensor:
+    def factor(self, x: Tensor) -> Tensor | None:
+        """Per-sample multiplier [B, 1, 1] for updates [B, L, D] (0: dropped, 1 / (1 - p): kept); None when
+        nothing is dropped (evaluation, or p = 0)."""
         if not self.training or self.p == 0.0:
-            return x
-        keep = torch.rand(x.shape[0], *([1] * (x.dim() - 1)), device=x.device) >= self.p
-        return x * keep / (1.0 - self.p)
+            return None
+        return (torch.rand(x.shape[0], 1, 1, device=x.device) >= self.p) / (1.0 - self.p)
+
+    def forward(self, x: Tensor) -> Tensor:
+        factor = self.factor(x)
+        return x if factor is None else x * factor
 
 
 class Block(nn.Module):
@@ -137,8 +142,11 @@ class Block(nn.Module):
         if fc is not None:
             patch_update = fc(patch_update)
             cls_update = None if cls_update is None else fc(cls_update)
-        cls_update = None if cls_update is None else self.drop_path(cls_update)
-        return self.add_residual(x, cls_update, self.drop_path(patch_update)), probs
+        factor = self.drop_path.factor(x)
+        if factor is not None:  # one draw for CLS and patches: a sample's whole update is kept or dropped
+            patch_update = patch_update * factor
+            cls_update = None if cls_update is None else cls_update * factor
+        return self.add_residual(x, cls_update, patch_update), probs
 
     @staticmethod
     def add_residual(x: Tensor, cls_update: Tensor | None, patch_update: Tensor) -> Tensor:
