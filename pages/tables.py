@@ -64,7 +64,7 @@ def how_measured(found: dict) -> str:
 
 def not_run() -> None:
     st.info("Our reproduction has not been run on this machine yet: `python -m analysis.ablations all` writes "
-            "analysis/results/*.json (hours on 2 cores); `--smoke` gives a seconds-long version.")
+            "analysis/results/*.json (about an hour on 2 cores); `--smoke` gives a seconds-long version.")
 
 
 def table1_section() -> None:
