@@ -106,6 +106,35 @@ def test_bf16_only_where_the_cpu_has_it(monkeypatch) -> None:
     assert runtime.fast_bf16_available() == torch.backends.mkldnn.is_available()
     copy = runtime.inference_copy(model, torch.bfloat16)
     assert next(copy.parameters()).dtype == torch.bfloat16 and next(model.parameters()).dtype == torch.float32
-    video = torch.randn(1, 3, 8, 32, 32)
-    with torch.no_grad():
-        assert (copy(video.bfloat16()).float() - model(video)).abs().max() < 0.1
+
+
+def test_predict_in_bf16_is_refused_without_fast_bf16(files, capsys, monkeypatch) -> None:
+    _, video, checkpoint = files
+    monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2"}))
+    code, out, err = run(["predict", str(video), "--checkpoint", str(checkpoint), "--bf16"], capsys)
+    assert code == 2 and out == "" and "no fast bf16" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(not runtime.fast_bf16_available(), reason="this CPU has no AMX / AVX512-BF16")
+def test_predict_in_bf16_gives_the_fp32_answer(files, capsys) -> None:
+    _, video, checkpoint = files
+    results = {}
+    for flags in ([], ["--bf16"]):
+        code, out, _ = run(["predict", str(video), "--checkpoint", str(checkpoint), "--json", *flags], capsys)
+        assert code == 0
+        result = json.loads(out)
+        results[result["precision"]] = {row["label"]: row["probability"] for row in result["top"]}
+    fp32, bf16 = results["float32"], results["bfloat16"]
+    assert fp32.keys() == bf16.keys()  # an untrained model's labels are too close to compare their order
+    assert max(abs(fp32[label] - bf16[label]) for label in fp32) < 0.02
+
+
+@pytest.mark.skipif(not runtime.fast_bf16_available(), reason="this CPU has no AMX / AVX512-BF16")
+def test_bf16_copy_agrees_with_fp32() -> None:
+    torch.manual_seed(0)
+    model = TimeSformer(preset("tiny"))
+    copy = runtime.inference_copy(model, torch.bfloat16)
+    video = torch.randn(2, 3, 8, 32, 32)
+    with torch.inference_mode():
+        low, reference = copy(video.bfloat16()).float(), model(video)
+    assert (low - reference).abs().max() < 0.05 * reference.abs().max()

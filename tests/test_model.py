@@ -1,8 +1,11 @@
+import copy
+
 import pytest
 import torch
 
 from timesformer import SCHEMES, Grid, TimeSformer, preset, scheme_block
 from timesformer.model import TimeSformerConfig, resize_space_embedding, resize_time_embedding
+from timesformer.runtime import OneDnnMlp, use_onednn_kernels
 
 # Table 1 of the paper, exact integers for a 174-class head (shared/paper-tables.md).
 PAPER_PARAMS = {
@@ -52,13 +55,19 @@ def _group_key(stage: str, t: int, h: int, w: int, grid: Grid) -> tuple:
     }[stage]
 
 
+def perturbed_tiny(scheme: str) -> TimeSformer:
+    """A tiny model in which every weight has a non-trivial value, time embedding and `*_fc` included."""
+    model = TimeSformer(preset("tiny", scheme=scheme, num_classes=5)).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    return model
+
+
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_inference_path_matches_the_autograd_path(scheme: str) -> None:
     """Without autograd the blocks add residuals and GELU in place; the numbers must not change."""
-    model = TimeSformer(preset("tiny", scheme=scheme, num_classes=5)).eval()
-    with torch.no_grad():  # give every weight a non-trivial value, time embedding included
-        for parameter in model.parameters():
-            parameter.add_(0.05 * torch.randn_like(parameter))
+    model = perturbed_tiny(scheme)
     video = torch.randn(2, 3, 8, 32, 32)
     kept = video.clone()
     trained = model(video)
@@ -69,6 +78,22 @@ def test_inference_path_matches_the_autograd_path(scheme: str) -> None:
     torch.testing.assert_close(inferred, trained.detach(), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(inspected, trained.detach(), atol=1e-5, rtol=1e-5)
     assert torch.equal(video, kept)
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_onednn_kernels_give_the_same_model(scheme: str) -> None:
+    """The bf16 path's fused kernels (bias and GELU inside the matmul) compute the same function, checked in
+    fp32 where rounding cannot hide a wrong bias or activation; parameters and their names are untouched."""
+    model = perturbed_tiny(scheme)
+    fused = use_onednn_kernels(copy.deepcopy(model))
+    assert any(isinstance(m, OneDnnMlp) for m in fused.modules())
+    assert not any(type(m) is torch.nn.Linear for m in fused.modules())
+    assert fused.state_dict().keys() == model.state_dict().keys()
+    video = torch.randn(2, 3, 8, 32, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(fused(video), model(video), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(fused.inspect(video).logits, model(video), atol=1e-5, rtol=1e-5)
 
 
 def test_stochastic_depth_drops_a_samples_whole_update() -> None:

@@ -7,6 +7,9 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
+
+import torch
 
 from . import train
 from .batch import ENGINES, Analysis, BatchError, run_batch, summary_dict
@@ -17,6 +20,7 @@ from .inference import predict, read_clip
 from .inflate import InflationError
 from .info import model_facts
 from .model import preset
+from .runtime import PrecisionError, inference_copy
 from .schemes import SCHEMES
 from .video import VideoError
 
@@ -24,6 +28,8 @@ from .video import VideoError
 def _predict(args: argparse.Namespace) -> dict:
     path = args.checkpoint or demo_checkpoint(args.scheme)
     loaded = load_checkpoint(path)
+    if args.bf16:
+        loaded = replace(loaded, model=inference_copy(loaded.model, torch.bfloat16))
     clip = read_clip(args.video, loaded, crops=args.crops, untrusted=True)
     top = predict(loaded, clip.tensor).top(args.top_k)
     return {
@@ -31,6 +37,7 @@ def _predict(args: argparse.Namespace) -> dict:
         "checkpoint": str(path),
         "scheme": loaded.config.scheme,
         "crops": args.crops,
+        "precision": "bfloat16" if args.bf16 else "float32",
         "frames": clip.indices,
         "top": [{"label": label, "probability": round(p, 4)} for label, p in top],
     }
@@ -77,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--scheme", default="divided_space_time", choices=list(SCHEMES), help="demo model to use")
     run.add_argument("--crops", type=int, default=1, choices=[1, 3], help="spatial crops averaged (paper: 3)")
     run.add_argument("--top-k", type=int, default=5)
+    run.add_argument("--bf16", action="store_true", help="bfloat16 inference; only on CPUs with AMX or AVX512-BF16")
     run.add_argument("--json", action="store_true")
     run.set_defaults(handler=_predict)
     about = commands.add_parser("info", help="scheme, sizes, parameters and GFLOPs of a checkpoint or preset")
@@ -105,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         _print(args.handler(args), args.json)
-    except (CheckpointError, VideoError, MemoryBudgetError, DemoMissing, train.TrainError, InflationError, BatchError) as error:
+    except (CheckpointError, VideoError, MemoryBudgetError, DemoMissing, train.TrainError, InflationError, BatchError,
+            PrecisionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
