@@ -314,14 +314,19 @@ class VideoSet:
         return len(self.labels)
 
 
-def generate(dataset: str, n: int, seed: int, num_frames: int | None = None, size: int = 64) -> VideoSet:
-    """`n` clips, labels cycling through the classes (balanced). Clip i depends only on (dataset, seed, i),
-    so the same seed gives identical bytes and a larger `n` extends a smaller one."""
+def generate(dataset: str, n: int, seed: int, num_frames: int | None = None, size: int = 64,
+             classes: Sequence[str] | None = None) -> VideoSet:
+    """`n` clips, labels cycling through the classes (balanced), or through `classes` alone (names; labels keep
+    the dataset's numbering). Clip i depends only on (dataset, seed, i, its label), so the same seed gives
+    identical bytes and a larger `n` extends a smaller one."""
     spec = _spec(dataset)
     if n < 0 or seed < 0:
         raise ValueError(f"n and seed must be non-negative, got n={n}, seed={seed}")
+    if classes is not None and (not classes or set(classes) - set(spec.classes)):
+        raise ValueError(f"classes must be some of {dataset}'s ({', '.join(spec.classes)}), got {list(classes)}")
     num_frames = spec.num_frames if num_frames is None else num_frames
-    labels = np.arange(n, dtype=np.int64) % len(spec.classes)
+    cycle = np.array([spec.classes.index(name) for name in classes] if classes else range(len(spec.classes)))
+    labels = cycle[np.arange(n) % len(cycle)].astype(np.int64)
     frames = np.empty((n, num_frames, size, size, 3), np.uint8)
     masks = np.empty((n, num_frames, size, size), bool)
     stream = zlib.crc32(dataset.encode())  # a stable id, unlike hash(): datasets with one seed still differ

@@ -272,6 +272,27 @@ def live_section() -> None:
                    "100 validation clips. A short run: differences between schemes are within noise at this budget.")
 
 
+def direction_section() -> None:
+    found = result("direction")
+    st.markdown("Can divided space-time tell a movement from the same movement played backwards? *move_right* "
+                "against *move_left* alone (chance 50%). With the paper's start, temporal attention begins blind to "
+                "the order of frames; the *previous-frame* start (ours, not the paper's: "
+                "`timesformer/temporal_init.py`) points one head of it at the previous frame. The 3D CNN's "
+                "space-time kernels see the order from the first step.")
+    if found is None:
+        st.info("Not run on this machine yet: `python -m analysis.ablations direction` writes "
+                "analysis/results/direction.json (about 10 minutes on one core).")
+        return
+    st.dataframe(pd.DataFrame([{
+        "model": name,
+        "accuracy, ours": pm(cell),
+        "per seed": ", ".join(f"{100 * run['accuracy']:.1f}" for run in cell["per_seed"]),
+        "training (s)": f"{cell['train_seconds']['mean']:.0f}",
+    } for name, cell in found["rows"].items()]), hide_index=True, width="stretch")
+    st.caption(how_measured(found) + f" Initialised from: {found['init']}. The paper has no such check: "
+               "nothing here is quoted from it.")
+
+
 def demo_section() -> None:
     found = result("demo_models")
     st.markdown("The models the other pages run, measured on clips none of them was trained or validated on.")
@@ -309,6 +330,7 @@ SECTIONS = {
     "Table 3 · pretraining": table3_section,
     "Table 4 · position": table4_section,
     "Fig. 3 · cost curves": figure3_section,
+    "Direction": direction_section,
     "Run it live": live_section,
     "Demo models": demo_section,
 }

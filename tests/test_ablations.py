@@ -92,3 +92,17 @@ def test_i3d_baseline_runs_on_a_clip() -> None:
     model = i3d_r50(num_classes=7).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 8, 64, 64)).shape == (1, 7)
+
+
+def test_direction_check_trains_both_temporal_starts_and_the_3d_cnn_on_one_twin_pair(tmp_path) -> None:
+    assert ablations.main(["direction", "--smoke", "--out-dir", str(tmp_path)]) == 0
+    document = json.loads((tmp_path / "direction.json").read_text())
+    assert document["classes"] == ["move_right", "move_left"] and document["budget"]["preset"] == "tiny"
+    rows = document["rows"]
+    assert len(rows) == 3 and any("previous_frame" in name for name in rows) and any("3D CNN" in name for name in rows)
+    for row in rows.values():
+        (run,) = row["per_seed"]
+        # two classes only: a validation set of move_right / move_left clips scores in steps of 1 / val_size
+        assert 0 <= run["accuracy"] <= 1 and (run["accuracy"] * document["budget"]["val_size"]).is_integer()
+    paper, previous = (rows[f"TimeSformer (divided, {start} start)"]["per_seed"][0] for start in ("paper", "previous_frame"))
+    assert paper["params"] == previous["params"]  # same architecture, another start

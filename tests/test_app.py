@@ -225,6 +225,18 @@ def test_ablations_page_shows_the_demo_models_card(demo_dir, tmp_path, monkeypat
     assert "seed 777" in "\n".join(c.value for c in app.caption)
 
 
+def test_ablations_page_shows_the_direction_check(demo_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(ablations, "RESULTS_DIR", tmp_path)
+    app = start("tables")
+    app.button_group(key="ablation_section").set_value("Direction").run()
+    assert not app.exception and "python -m analysis.ablations direction" in app.info[0].value
+    assert ablations.main(["direction", "--smoke", "--out-dir", str(tmp_path)]) == 0
+    app.run()
+    table = app.dataframe[0].value
+    assert not app.exception and len(table) == 3 and all("±" in cell for cell in table["accuracy, ours"])
+    assert "previous_frame" in " ".join(table["model"]) and "Initialised from: scratch" in "\n".join(c.value for c in app.caption)
+
+
 def test_live_reproduction_trains_every_scheme_with_progress(demo_dir, monkeypatch):
     trained = []
 

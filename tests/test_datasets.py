@@ -101,6 +101,14 @@ def test_same_seed_same_bytes_other_seed_differs(name: str) -> None:
     assert np.array_equal(ds.generate(name, 5, 7, size=32).frames, a.frames[:5])  # clip i depends on i alone
 
 
+def test_a_subset_of_classes_keeps_the_dataset_numbering() -> None:
+    flipped = ds.generate("motion", 4, seed=3, size=32, classes=["move_left", "move_right"])
+    assert flipped.labels.tolist() == [1, 0, 1, 0] and flipped.class_names == ds.class_names("motion")
+    pair = ds.generate("motion", 6, seed=3, size=32, classes=["move_right", "move_left"])
+    full = ds.generate("motion", 2, seed=3, size=32)  # clips 0 and 1: move_right, move_left in both
+    assert np.array_equal(pair.frames[:2], full.frames) and pair.labels.tolist() == [0, 1] * 3
+
+
 def test_datasets_differ_for_one_seed() -> None:
     assert not np.array_equal(ds.generate("motion", 4, 0, size=32).frames,
                               ds.generate("appearance", 4, 0, size=32).frames)
@@ -215,6 +223,8 @@ def test_write_samples_names_every_class(tmp_path) -> None:
     (lambda: ds.make_video("images", 0, np.random.default_rng(0), num_frames=8), "need 1 frame"),
     (lambda: ds.make_video("appearance", 0, np.random.default_rng(0), size=16), "at least 32"),
     (lambda: ds.generate("motion", 4, seed=-1), "non-negative"),
+    (lambda: ds.generate("motion", 4, seed=0, classes=["move_right", "jump"]), "some of motion's"),
+    (lambda: ds.generate("motion", 4, seed=0, classes=[]), "some of motion's"),
     (lambda: ds.motion_twin(10), "motion label"),
     (lambda: ds.write_mp4(np.zeros((2, 33, 32, 3), np.uint8), "x.mp4"), "even"),
     (lambda: ds.write_mp4(np.zeros((2, 32, 32), np.uint8), "x.mp4"), "expected uint8 frames"),

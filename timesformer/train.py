@@ -46,6 +46,7 @@ from .checkpoints import OFFICIAL_NORMALIZATION, LoadedModel, load_checkpoint, s
 from .inflate import inflate
 from .model import PRESETS, TimeSformer, TimeSformerConfig, preset
 from .schemes import SCHEMES
+from .temporal_init import TEMPORAL_INITS, TemporalInitError, start_from_previous_frame
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,9 @@ class TrainConfig:
     preset: str = field(default="demo", metadata=_option("model size", tuple(PRESETS)))
     pos_embed: str = field(default="space_time", metadata=_option("position embedding (Table 4)", ("space_time", "space", "none")))
     init: str = field(default="", metadata=_option("image model (our .safetensors) to inflate from; empty: from scratch"))
+    temporal_init: str = field(default="paper", metadata=_option(
+        "temporal attention's start: the paper's, or head 0 on the previous frame (timesformer/temporal_init.py)",
+        TEMPORAL_INITS))
     train_size: int = field(default=2000, metadata=_option("generated training clips"))
     val_size: int = field(default=300, metadata=_option("generated validation clips"))
     data_seed: int = field(default=0, metadata=_option("seed of the training clips; validation uses data_seed + 1"))
@@ -164,13 +168,17 @@ def make_splits(config: TrainConfig) -> Splits:
 
 
 def build_model(config: TrainConfig) -> TimeSformer:
-    """A fresh model seeded by `config.seed`, or the image model at `config.init` inflated into the scheme."""
+    """A fresh model seeded by `config.seed`, or the image model at `config.init` inflated into the scheme;
+    then temporal attention started as `config.temporal_init` says."""
     torch.manual_seed(config.seed)
     model_config = config.model_config()
-    if not config.init:
-        return TimeSformer(model_config)
-    image = load_checkpoint(config.init)
-    return inflate(image.model, model_config)
+    model = inflate(load_checkpoint(config.init).model, model_config) if config.init else TimeSformer(model_config)
+    if config.temporal_init == "previous_frame":
+        try:
+            start_from_previous_frame(model)
+        except TemporalInitError as error:
+            raise TrainError(str(error)) from None
+    return model
 
 
 def learning_rate_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
