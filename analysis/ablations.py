@@ -443,8 +443,8 @@ What changes it, and what it does not (yet):
   between steps 600 and 800, and on move_right vs move_left of `motion` (demo recipe, 8,000 clips per epoch)
   validation accuracy was 96.8%, 98.0%, 99.0% after epochs 1-3, where the paper's start gave 50.0%, 50.0%.
   Over 3 seeds of one epoch (`python -m analysis.ablations direction`, analysis/results/direction.json): the
-  paper's start 50.0%, 50.0%, 51.2%; the previous-frame start 96.3%, 50.0%, 93.0%; the tiny 3D CNN 93.2%,
-  91.7%, 93.0%. The seed at 50.0% leaves the plateau later: in a 3-epoch run it had 50.0%, then 97.5%.
+  paper's start 50.0%, 50.0%, 51.2%; the previous-frame start 96.2%, 50.0%, 93.0%; the tiny 3D CNN 93.2%,
+  91.8%, 93.0%. The seed at 50.0% leaves the plateau later: in a 3-epoch run it had 50.0%, then 97.5%.
 - On all ten `motion` classes it did not carry over at the demo budget (6 epochs of 24,000 clips): 26.0%
   held-out accuracy, 51.0% of clips in the right pair, twin accuracy 47.7% (a first version that kept head 0's
   inflated query/key biases), against 36.3%, 68.7% and 49.3% with the paper's start. A weaker start (time

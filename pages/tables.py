@@ -57,7 +57,7 @@ def std(cell: dict, key: str = "accuracy") -> float:
 def how_measured(found: dict) -> str:
     budget, seeds = found.get("budget", {}), found.get("seeds", [])
     return (f"Measured by `{found['command']}`: `{budget.get('preset')}` preset, {budget.get('train_size')} training "
-            f"clips, {budget.get('epochs')} epochs, {len(seeds)} seed(s) ({', '.join(map(str, seeds))}), accuracy "
+            f"clips, {budget.get('epochs')} epoch(s), {len(seeds)} seed(s) ({', '.join(map(str, seeds))}), accuracy "
             f"on {budget.get('val_size')} validation clips; torch {found['versions']['torch']}, "
             f"{found['versions']['cpu_threads']} CPU threads, {found['seconds'] / 60:.0f} min.")
 
