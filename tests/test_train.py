@@ -70,6 +70,19 @@ def test_resuming_a_state_of_another_config_is_refused(tiny_data, tmp_path) -> N
         train(TrainConfig(**{**TINY, "epochs": 1, "lr": 0.01}), data=tiny_data, state=state, progress=False)
 
 
+def test_a_state_from_before_a_new_setting_resumes_with_its_default(tiny_data, tmp_path) -> None:
+    state = tmp_path / "run.pt"
+    config = TrainConfig(**{**TINY, "epochs": 1})
+    train(config, data=tiny_data, state=state, progress=False)
+    saved = torch.load(state, weights_only=True)
+    del saved["config"]["temporal_init"]  # as written before the setting existed
+    torch.save(saved, state)
+    assert len(train(config, data=tiny_data, state=state, progress=False).history) == 1  # resumed, nothing to do
+    with pytest.raises(TrainError, match="temporal_init"):
+        train(TrainConfig(**{**TINY, "epochs": 1, "temporal_init": "previous_frame"}), data=tiny_data, state=state,
+              progress=False)
+
+
 def test_training_learns_more_than_chance() -> None:
     """Memorising 20 appearance clips: training accuracy far above the 10% of guessing."""
     config = TrainConfig(**{**TINY, "dataset": "appearance", "train_size": 20, "epochs": 20, "lr": 3e-3})

@@ -224,8 +224,10 @@ def accuracy(model: nn.Module, videos: VideoSet, batch_size: int = 64) -> float:
 
 
 def _check_state(state: dict, config: TrainConfig, path: Path) -> None:
-    if state["config"] != config.to_dict():
-        changed = [k for k, v in config.to_dict().items() if state["config"].get(k) != v]
+    # a state written before a field existed ran with that field's default
+    saved = {f.name: f.default for f in fields(TrainConfig)} | state["config"]
+    if saved != config.to_dict():
+        changed = [k for k, v in config.to_dict().items() if saved.get(k) != v]
         raise TrainError(f"{path} was written by a run with a different config ({', '.join(changed)}); "
                          "use another --state path or the same settings")
 
