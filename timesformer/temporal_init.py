@@ -6,7 +6,8 @@ every time (each of our `motion` twins is the other played backwards) the expect
 order-sensitive feature is zero. Measured: a tiny divided model telling a white square moving left from one
 moving right on black stays at chance for thousands of steps. Direction is a product of two frames' contents;
 once each token also sees its predecessor, one MLP computes it. With this start the same run reached 99%
-validation accuracy after 800 steps of 32 clips (see `timesformer/weights/MODEL_CARD.md`).
+validation accuracy after 800 steps of 32 clips; on `motion`'s move_right / move_left pair, 2 seeds of 3 pass
+93% within one epoch and the third within two (`python -m analysis.ablations direction`; MODEL_CARD.md).
 
 What changes: starting values only, never the architecture, so every checkpoint format still applies.
 - The time embedding of frame t is `TIME_SCALE` on channel t, zero elsewhere (channels 0..T-1 belong to the
