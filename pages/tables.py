@@ -67,6 +67,12 @@ def not_run() -> None:
             "analysis/results/*.json (about an hour on 2 cores); `--smoke` gives a seconds-long version.")
 
 
+def not_run_yet(command: str, result_name: str, note: str = "") -> None:
+    """The message of a section whose result file is missing: which command writes it."""
+    st.info(f"Not run on this machine yet: `python -m analysis.ablations {command}` writes "
+            f"analysis/results/{result_name}.json{note}.")
+
+
 def table1_section() -> None:
     found = result("table1")
     quoted = paper.TABLE1.set_index("scheme")
@@ -280,8 +286,7 @@ def direction_section() -> None:
                 "`timesformer/temporal_init.py`) points one head of it at the previous frame. The 3D CNN's "
                 "space-time kernels see the order from the first step.")
     if found is None:
-        st.info("Not run on this machine yet: `python -m analysis.ablations direction` writes "
-                "analysis/results/direction.json (about 10 minutes on one core).")
+        not_run_yet("direction", "direction", " (about 10 minutes on one core)")
         return
     st.dataframe(pd.DataFrame([{
         "model": name,
@@ -297,8 +302,7 @@ def demo_section() -> None:
     found = result("demo_models")
     st.markdown("The models the other pages run, measured on clips none of them was trained or validated on.")
     if found is None:
-        st.info("Not measured on this machine yet: `python -m analysis.ablations card` writes "
-                "analysis/results/demo_models.json.")
+        not_run_yet("card", "demo_models")
         return
     st.dataframe(pd.DataFrame([{
         "model": name,
