@@ -307,10 +307,10 @@ def direction(runner: Runner) -> dict:
     50%), with the paper's start of temporal attention and with the previous-frame start
     (`timesformer/temporal_init.py`), beside the tiny 3D CNN on the same clips and budget."""
     config = runner.budget
-    frames, size = config.model_config().num_frames, config.model_config().image_size
-    runner.splits["motion"] = Splits(
-        *(generate("motion", n, config.data_seed + offset, frames, size, classes=DIRECTION_CLASSES)
-          for n, offset in ((config.train_size, 0), (config.val_size, 1))))
+    model = config.model_config()
+    runner.splits["motion"] = Splits(*(
+        generate("motion", n, config.data_seed + offset, model.num_frames, model.image_size, classes=DIRECTION_CLASSES)
+        for n, offset in ((config.train_size, 0), (config.val_size, 1))))
     rows = {f"TimeSformer (divided, {start} start)": runner.cell(temporal_init=start) for start in TEMPORAL_INITS}
     rows["tiny 3D CNN (I3D-style)"] = runner.cell(baseline="tiny_i3d")
     return {"rows": rows, "classes": list(DIRECTION_CLASSES), "init": config.init or "scratch"}
@@ -546,8 +546,8 @@ def main(argv: list[str] | None = None) -> int:
             if name == "figure3":
                 save(name, figure3(), args.out_dir, None, time.perf_counter() - began)
             elif name == "direction":  # its own clips and budget (the demo recipe), so its own runner
-                runner = replace(runner, budget=SMOKE if args.smoke else DIRECTION, splits={}, runs={})
-                save(name, direction(runner), args.out_dir, runner, time.perf_counter() - began)
+                pair_runner = replace(runner, budget=SMOKE if args.smoke else DIRECTION, splits={}, runs={})
+                save(name, direction(pair_runner), args.out_dir, pair_runner, time.perf_counter() - began)
             else:
                 kwargs = {"paper_scale": not args.smoke} if name == "table2" else {}
                 payload = TABLES[name](runner, **kwargs)

@@ -62,15 +62,15 @@ def how_measured(found: dict) -> str:
             f"{found['versions']['cpu_threads']} CPU threads, {found['seconds'] / 60:.0f} min.")
 
 
-def not_run() -> None:
-    st.info("Our reproduction has not been run on this machine yet: `python -m analysis.ablations all` writes "
-            "analysis/results/*.json (about an hour on 2 cores); `--smoke` gives a seconds-long version.")
-
-
 def not_run_yet(command: str, result_name: str, note: str = "") -> None:
     """The message of a section whose result file is missing: which command writes it."""
     st.info(f"Not run on this machine yet: `python -m analysis.ablations {command}` writes "
             f"analysis/results/{result_name}.json{note}.")
+
+
+def not_run() -> None:
+    """The message of a table section before the reproduction has run."""
+    not_run_yet("all", "*", " (about an hour on 2 cores); `--smoke` gives a seconds-long version")
 
 
 def table1_section() -> None:

@@ -18,11 +18,12 @@ def test_head_zero_starts_on_the_previous_frame_and_the_rest_is_untouched(scheme
     before = {name: value.clone() for name, value in model.state_dict().items()}
     start_from_previous_frame(model)
     changed = {name for name, value in model.state_dict().items() if not torch.equal(value, before[name])}
-    weights = {"time_embed"} | {f"blocks.{i}.temporal_attn.qkv.weight" for i in range(4)}
-    biases = {f"blocks.{i}.temporal_attn.qkv.bias" for i in range(4)}  # zeroed for head 0: already zero here
+    config = model.config
+    blocks, dim, head = range(config.depth), config.embed_dim, config.embed_dim // config.num_heads
+    weights = {"time_embed"} | {f"blocks.{i}.temporal_attn.qkv.weight" for i in blocks}
+    biases = {f"blocks.{i}.temporal_attn.qkv.bias" for i in blocks}  # zeroed for head 0: already zero here
     assert weights <= changed <= weights | biases
-    head, dim = 32, 96
-    for i in range(4):  # the values and the other heads' queries and keys keep their weights
+    for i in blocks:  # the values and the other heads' queries and keys keep their weights
         weight = model.state_dict()[f"blocks.{i}.temporal_attn.qkv.weight"]
         for rows in (slice(head, dim), slice(dim + head, 3 * dim)):
             assert torch.equal(weight[rows], before[f"blocks.{i}.temporal_attn.qkv.weight"][rows])
