@@ -13,7 +13,7 @@ from timesformer import TimeSformer, preset
 from timesformer.__main__ import main
 from timesformer.checkpoints import load_checkpoint
 from timesformer.inflate import InflationError, inflate
-from timesformer.train import TrainConfig, TrainError, learning_rate_factor, make_splits, train
+from timesformer.train import TrainConfig, TrainError, build_model, learning_rate_factor, make_splits, train
 
 TINY = dict(preset="tiny", train_size=12, val_size=6, batch_size=4, epochs=2, threads=1)  # 1: no OpenMP spinning on a busy CPU
 
@@ -107,6 +107,23 @@ def test_bad_settings_are_typed_errors() -> None:
         TrainConfig(dataset="kinetics")
     with pytest.raises(TrainError, match="positive"):
         TrainConfig(epochs=0)
+    with pytest.raises(TrainError, match="not a multiple of patch_size 5"):
+        TrainConfig(preset="tiny", patch_size=5)
+    with pytest.raises(TrainError, match="patch_size must be positive"):
+        TrainConfig(patch_size=-8)
+
+
+def test_patch_size_overrides_the_preset_and_reaches_the_command_and_the_model() -> None:
+    tiny = preset("tiny")
+    assert TrainConfig(preset="tiny").model_config().patch_size == tiny.patch_size
+    finer = TrainConfig(preset="tiny", patch_size=tiny.patch_size // 2)
+    assert finer.model_config() == preset("tiny", patch_size=tiny.patch_size // 2, num_classes=10)
+    assert f"--patch-size {tiny.patch_size // 2}" in finer.command()
+    model = build_model(finer)
+    side = 2 * tiny.image_size // tiny.patch_size
+    assert model.patch_embed.proj.kernel_size == (tiny.patch_size // 2,) * 2
+    assert model.pos_embed.shape[1] == 1 + side * side  # CLS + a grid twice as fine each way
+    assert model(torch.zeros(1, 3, tiny.num_frames, tiny.image_size, tiny.image_size)).shape == (1, 10)
 
 
 def test_cli_trains_saves_metadata_and_its_command_reproduces_the_config(tmp_path, capsys) -> None:

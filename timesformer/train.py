@@ -72,6 +72,7 @@ class TrainConfig:
     dataset: str = field(default="motion", metadata=_option("generated dataset", tuple(DATASETS)))
     scheme: str = field(default="divided_space_time", metadata=_option("attention scheme", tuple(SCHEMES)))
     preset: str = field(default="demo", metadata=_option("model size", tuple(PRESETS)))
+    patch_size: int = field(default=0, metadata=_option("patch side in pixels; 0: the preset's"))
     pos_embed: str = field(default="space_time", metadata=_option("position embedding (Table 4)", ("space_time", "space", "none")))
     init: str = field(default="", metadata=_option("image model (our .safetensors) to inflate from; empty: from scratch"))
     temporal_init: str = field(default="paper", metadata=_option(
@@ -103,11 +104,19 @@ class TrainConfig:
             raise TrainError("lr must be positive; weight_decay, warmup_epochs and seeds non-negative")
         if not 0 <= self.label_smoothing < 1 or not 0 <= self.drop_path < 1:
             raise TrainError("label_smoothing and drop_path must be in [0, 1)")
+        if self.patch_size < 0:
+            raise TrainError("patch_size must be positive, or 0 for the preset's")
+        try:
+            self.model_config()
+        except ValueError as error:  # e.g. a patch that does not tile the frame
+            raise TrainError(str(error)) from None
 
     def model_config(self) -> TimeSformerConfig:
-        """The architecture: the preset with this dataset's classes and clip length (1 frame for images)."""
+        """The architecture: the preset with this dataset's classes and clip length (1 frame for images), and
+        `patch_size` if set (a finer grid of tokens costs time but lets a small model see motion inside a patch)."""
         frames = 1 if self.dataset == "images" else PRESETS[self.preset].num_frames
-        return preset(self.preset, scheme=self.scheme, pos_embed=self.pos_embed, num_frames=frames,
+        patch = self.patch_size or PRESETS[self.preset].patch_size
+        return preset(self.preset, scheme=self.scheme, pos_embed=self.pos_embed, num_frames=frames, patch_size=patch,
                       num_classes=len(DATASETS[self.dataset].classes), drop_path=self.drop_path)
 
     def command(self, out: str = "", state: str = "") -> str:
