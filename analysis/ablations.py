@@ -502,9 +502,8 @@ def versions() -> dict[str, str]:
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}
 
 
-def save(name: str, payload: dict, out_dir: Path, runner: Runner | None, seconds: float) -> Path:
-    document = {"name": name, "command": shlex.join(["python", "-m", "analysis.ablations", *sys.argv[1:]]),
-                "versions": versions(), "seconds": seconds, **payload}
+def save(name: str, payload: dict, out_dir: Path, runner: Runner | None, seconds: float, command: str) -> Path:
+    document = {"name": name, "command": command, "versions": versions(), "seconds": seconds, **payload}
     if runner is not None:
         document |= {"budget": runner.budget.to_dict(), "pretrain_budget": runner.pretrain.to_dict(),
                      "seeds": list(runner.seeds)}
@@ -524,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny budget, one seed, no paper-scale latency (CI)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
+    command = shlex.join(["python", "-m", "analysis.ablations", *(sys.argv[1:] if argv is None else argv)])
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
         log.warning("OMP_WAIT_POLICY is not PASSIVE: on a busy CPU this runs several times slower (see --help)")
@@ -533,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.what == "card":
         measured = measure_demo_models()
-        save("demo_models", measured, args.out_dir, None, 0.0)
+        save("demo_models", measured, args.out_dir, None, 0.0, command)
         (DEMO_DIR / "MODEL_CARD.md").write_text(write_card(measured))
         return 0
     start = time.perf_counter()
@@ -544,14 +544,15 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             began = time.perf_counter()
             if name == "figure3":
-                save(name, figure3(), args.out_dir, None, time.perf_counter() - began)
+                save(name, figure3(), args.out_dir, None, time.perf_counter() - began, command)
             elif name == "direction":  # its own clips and budget (the demo recipe), so its own runner
                 pair_runner = replace(runner, budget=SMOKE if args.smoke else DIRECTION, splits={}, runs={})
-                save(name, direction(pair_runner), args.out_dir, pair_runner, time.perf_counter() - began)
+                save(name, direction(pair_runner), args.out_dir, pair_runner, time.perf_counter() - began,
+                     command)
             else:
                 kwargs = {"paper_scale": not args.smoke} if name == "table2" else {}
                 payload = TABLES[name](runner, **kwargs)
-                save(name, payload, args.out_dir, runner, time.perf_counter() - began)
+                save(name, payload, args.out_dir, runner, time.perf_counter() - began, command)
             log.info("%s done in %.0f s (%.0f s so far)", name, time.perf_counter() - began, time.perf_counter() - start)
     return 0
 
