@@ -102,15 +102,15 @@ def test_schedules_warm_up_then_decay() -> None:
     assert per_epoch == pytest.approx([1.0] * 11 + [0.1] * 3 + [0.01])
 
 
-def test_bad_settings_are_typed_errors() -> None:
-    with pytest.raises(TrainError, match="dataset must be one of"):
-        TrainConfig(dataset="kinetics")
-    with pytest.raises(TrainError, match="positive"):
-        TrainConfig(epochs=0)
-    with pytest.raises(TrainError, match="not a multiple of patch_size 5"):
-        TrainConfig(preset="tiny", patch_size=5)
-    with pytest.raises(TrainError, match="patch_size must be positive"):
-        TrainConfig(patch_size=-8)
+@pytest.mark.parametrize("settings, message", [
+    ({"dataset": "kinetics"}, "dataset must be one of"),
+    ({"epochs": 0}, "positive"),
+    ({"preset": "tiny", "patch_size": 5}, "not a multiple of patch_size 5"),
+    ({"patch_size": -8}, "patch_size must be positive"),
+])
+def test_bad_settings_are_typed_errors(settings: dict, message: str) -> None:
+    with pytest.raises(TrainError, match=message):
+        TrainConfig(**settings)
 
 
 def test_patch_size_overrides_the_preset_and_reaches_the_command_and_the_model() -> None:
