@@ -307,10 +307,7 @@ def direction(runner: Runner) -> dict:
     50%), with the paper's start of temporal attention and with the previous-frame start
     (`timesformer/temporal_init.py`), beside the tiny 3D CNN on the same clips and budget."""
     config = runner.budget
-    model = config.model_config()
-    runner.splits["motion"] = Splits(*(
-        generate("motion", n, config.data_seed + offset, model.num_frames, model.image_size, classes=DIRECTION_CLASSES)
-        for n, offset in ((config.train_size, 0), (config.val_size, 1))))
+    runner.splits["motion"] = make_splits(config, DIRECTION_CLASSES)
     rows = {f"TimeSformer (divided, {start} start)": runner.cell(temporal_init=start) for start in TEMPORAL_INITS}
     rows["tiny 3D CNN (I3D-style)"] = runner.cell(baseline="tiny_i3d")
     return {"rows": rows, "classes": list(DIRECTION_CLASSES), "init": config.init or "scratch"}

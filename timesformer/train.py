@@ -27,7 +27,7 @@ import os
 import platform
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import get_type_hints
@@ -169,11 +169,12 @@ class Splits:
     val: VideoSet
 
 
-def make_splits(config: TrainConfig) -> Splits:
+def make_splits(config: TrainConfig, classes: Sequence[str] | None = None) -> Splits:
+    """The run's training and validation clips, of every class or of `classes` alone (names)."""
     model_config = config.model_config()
     frames, size = model_config.num_frames, model_config.image_size
-    return Splits(generate(config.dataset, config.train_size, config.data_seed, frames, size),
-                  generate(config.dataset, config.val_size, config.data_seed + 1, frames, size))
+    return Splits(generate(config.dataset, config.train_size, config.data_seed, frames, size, classes),
+                  generate(config.dataset, config.val_size, config.data_seed + 1, frames, size, classes))
 
 
 def build_model(config: TrainConfig) -> TimeSformer:
