@@ -314,10 +314,16 @@ def demo_section() -> None:
         "training (s)": f"{model['train_seconds']:.0f}",
         "initialised from": Path(model["init"]).stem if model["init"] != "scratch" else "scratch",
     } for name, model in found["models"].items()]), hide_index=True, width="stretch")
+    per_pair = {name: model["pair_accuracy"] for name, model in found["models"].items() if "pair_accuracy" in model}
+    if per_pair:
+        st.dataframe(pd.DataFrame([{"motion model": name, **{pair: f"{100 * v:.1f}%" for pair, v in pairs.items()}}
+                                   for name, pairs in per_pair.items()]), hide_index=True, width="stretch")
     held_out = found["heldout"]
     st.caption(f"Measured by `{found['command']}` on {held_out['clips']} clips generated with seed {held_out['seed']} "
                "(training used seed 0, validation seed 1). Twin accuracy: how often the true motion scores above "
-               "its time-reversed twin (50% for a model blind to frame order). The regeneration commands and "
+               "its time-reversed twin (50% for a model blind to frame order). Second table: held-out accuracy on the "
+               "clips of each twin pair (50% for a model that knows what changes but not which way). The "
+               "regeneration commands and "
                "limitations are in timesformer/weights/MODEL_CARD.md.")
 
 

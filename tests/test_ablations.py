@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -47,6 +48,9 @@ def test_table1_has_every_scheme_on_both_datasets_with_per_seed_numbers(smoke) -
             assert cell["accuracy"]["mean"] == pytest.approx(sum(values) / len(values))
             assert all(0 <= v <= 1 for v in values)
         assert 0 <= row["motion"]["twin_accuracy"]["mean"] <= 1 and "twin_accuracy" not in row["appearance"]
+        per_pair = row["motion"]["per_seed"][0]["pair_accuracy"]
+        assert per_pair and set(per_pair) <= set(ablations.pair_accuracy(np.ones(10, bool), np.arange(10)))
+        assert all(0 <= v <= 1 for v in per_pair.values())
     macs = {row["scheme"]: row["gmacs_per_clip"] for row in rows}
     assert macs["joint_space_time"] > macs["space_only"]
 
@@ -112,3 +116,12 @@ def test_direction_check_trains_both_temporal_starts_and_the_3d_cnn_on_one_twin_
         assert 0 <= run["accuracy"] <= 1 and (run["accuracy"] * document["budget"]["val_size"]).is_integer()
     paper, previous = (rows[f"TimeSformer (divided, {start} start)"]["per_seed"][0] for start in ("paper", "previous_frame"))
     assert paper["params"] == previous["params"]  # same architecture, another start
+
+
+def test_pair_accuracy_scores_each_twin_pair_on_its_own_clips() -> None:
+    labels = np.array([0, 1, 1, 4, 5, 5])  # move_right, move_left x2, grow, shrink x2
+    correct = np.array([True, False, True, True, True, False])
+    assert ablations.pair_accuracy(correct, labels) == {"move_right/move_left": pytest.approx(2 / 3),
+                                                        "grow/shrink": pytest.approx(2 / 3)}
+    assert ablations.pair_accuracy(correct[:1], labels[:1]) == {"move_right/move_left": 1.0}
+

@@ -211,7 +211,8 @@ def test_ablations_page_without_results_says_how_to_make_them(demo_dir, tmp_path
 def test_ablations_page_shows_the_demo_models_card(demo_dir, tmp_path, monkeypatch):
     models = {name: {"accuracy": accuracy, "dataset": dataset, "params": 661162, "gmacs_per_clip": 0.36,
                      "train_seconds": 395.0, "init": "timesformer/weights/space_only_images.safetensors",
-                     **({"twin_accuracy": 0.49} if dataset == "motion" else {})}
+                     **({"twin_accuracy": 0.49, "pair_accuracy": {"move_right/move_left": 0.97, "grow/shrink": 0.5}}
+                        if dataset == "motion" else {})}
               for name, dataset, accuracy in (("divided_space_time_motion", "motion", 0.153),
                                               ("divided_space_time_appearance", "appearance", 0.543))}
     card = {"command": "python -m analysis.ablations card", "heldout": {"seed": 777, "clips": 300}, "models": models}
@@ -222,6 +223,9 @@ def test_ablations_page_shows_the_demo_models_card(demo_dir, tmp_path, monkeypat
     table = app.dataframe[0].value
     assert list(table["held-out accuracy"]) == ["15.3%", "54.3%"]
     assert list(table["twin accuracy"]) == ["49.0%", "–"]
+    per_pair = app.dataframe[1].value
+    assert list(per_pair["motion model"]) == ["divided_space_time_motion"]
+    assert (per_pair["move_right/move_left"][0], per_pair["grow/shrink"][0]) == ("97.0%", "50.0%")
     assert "seed 777" in "\n".join(c.value for c in app.caption)
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from analysis.ablations import DEMO_DIR, DEMO_MODELS, DIVIDED_GOAL, HELDOUT_CLIPS, HELDOUT_SEED
-from analysis.datasets import generate, motion_twin, to_clip_tensor
+from analysis.datasets import class_names, generate, motion_twin, to_clip_tensor
 from analysis.faithfulness import EXPLAINERS, evaluate
 from timesformer.checkpoints import load_checkpoint
 from timesformer.model import PRESETS
@@ -65,10 +65,15 @@ def _measure(name: str, videos) -> dict[str, float]:
         logits = torch.cat([loaded.model(to_clip_tensor(videos.frames[i:i + 50], loaded.mean, loaded.std))
                             for i in range(0, len(videos), 50)]).numpy()
     rows = np.arange(len(videos))
-    result = {"accuracy": float((logits.argmax(1) == videos.labels).mean())}
+    correct = logits.argmax(1) == videos.labels
+    result = {"accuracy": float(correct.mean())}
     if videos.dataset == "motion":
         twins = np.array([motion_twin(int(label)) for label in videos.labels])
         result["twin_accuracy"] = float((logits[rows, videos.labels] > logits[rows, twins]).mean())
+        names = class_names("motion")
+        pairs = [(label, motion_twin(label)) for label in range(len(names)) if label < motion_twin(label)]
+        result["pair_accuracy"] = {f"{names[a]}/{names[b]}": float(correct[np.isin(videos.labels, (a, b))].mean())
+                                   for a, b in pairs}
     return result
 
 
