@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -364,20 +365,28 @@ def demo_command(name: str) -> str:
     return demo_configs()[name].command(out=str((DEMO_DIR / f"{name}.safetensors").relative_to(ROOT)))
 
 
-def train_demo_models(names: tuple[str, ...] = DEMO_MODELS) -> None:
+def train_demo_models(names: tuple[str, ...] = DEMO_MODELS, jobs: int = 2) -> None:
     """Run the regeneration command of each demo model not yet there, as written in the card, from the
-    repository root (the image model first: the others start from it). Delete a file to retrain it."""
-    for name in names:
-        if (DEMO_DIR / f"{name}.safetensors").exists():
-            log.info("%s exists, kept", name)
-            continue
-        command = demo_command(name)
-        log.info("%s", command)
-        start = time.perf_counter()
-        python, *args = shlex.split(command)  # `python`: this interpreter
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "PASSIVE"}
-        subprocess.run([sys.executable, *args], cwd=ROOT, check=True, env=env)
-        log.info("%s: %.0f s wall-clock", name, time.perf_counter() - start)
+    repository root: the image model first (the others start from it), then `jobs` at a time, longest first
+    (each uses one thread). Delete a file to retrain it."""
+    missing = [name for name in names if not (DEMO_DIR / f"{name}.safetensors").exists()]
+    log.info("kept: %s", ", ".join(sorted(set(names) - set(missing))) or "none")
+    configs = demo_configs()
+    videos = sorted((name for name in missing if name != "space_only_images"),
+                    key=lambda name: -configs[name].epochs * configs[name].train_size)
+    if "space_only_images" in missing:
+        _run_demo_command(demo_command("space_only_images"))
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(_run_demo_command, map(demo_command, videos)))  # list(): re-raise a failed run
+
+
+def _run_demo_command(command: str) -> None:
+    log.info("%s", command)
+    start = time.perf_counter()
+    python, *args = shlex.split(command)  # `python`: this interpreter
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "PASSIVE"}
+    subprocess.run([sys.executable, *args], cwd=ROOT, check=True, env=env)
+    log.info("%.0f s wall-clock: %s", time.perf_counter() - start, command)
 
 
 def measure_demo_models() -> dict:
@@ -561,14 +570,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("what", choices=[*TABLES, "figure3", "all", "direction", "demo", "card"])
     parser.add_argument("--smoke", action="store_true", help="tiny budget, one seed, no paper-scale latency (CI)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--jobs", type=int, default=2, help="demo: models trained at once, one thread each")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     command = shlex.join(["python", "-m", "analysis.ablations", *(sys.argv[1:] if argv is None else argv)])
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
         log.warning("OMP_WAIT_POLICY is not PASSIVE: on a busy CPU this runs several times slower (see --help)")
     torch.set_flush_denormal(True)
     if args.what == "demo":
-        train_demo_models()
+        train_demo_models(jobs=args.jobs)
         return 0
     if args.what == "card":
         measured = measure_demo_models()

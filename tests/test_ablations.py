@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +126,25 @@ def test_pair_accuracy_scores_each_twin_pair_on_its_own_clips() -> None:
                                                         "grow/shrink": pytest.approx(2 / 3)}
     assert ablations.pair_accuracy(correct[:1], labels[:1]) == {"move_right/move_left": 1.0}
 
+
+def test_demo_models_train_the_image_model_first_then_the_longest_run_first(tmp_path, monkeypatch) -> None:
+    """Each command is stood in for by one that appends its model's name to a log."""
+    order = tmp_path / "order.txt"
+    monkeypatch.setattr(ablations, "DEMO_DIR", tmp_path)
+    (tmp_path / "axial_motion.safetensors").touch()  # there already: kept
+
+    def stand_in(name: str) -> str:
+        script = "import pathlib, sys; pathlib.Path(sys.argv[1]).open('a').write(sys.argv[2] + '\\n')"
+        return shlex.join(["python", "-c", script, str(order), name])
+
+    monkeypatch.setattr(ablations, "demo_command", stand_in)
+    ablations.train_demo_models(jobs=1)
+    ran = order.read_text().split()
+    assert ran[:2] == ["space_only_images", "divided_space_time_motion"]  # the image model, then 4.5x budget
+    assert sorted(ran) == sorted(set(ablations.DEMO_MODELS) - {"axial_motion"})
+
+
+def test_demo_training_refuses_zero_jobs(capsys) -> None:
+    with pytest.raises(SystemExit):
+        ablations.main(["demo", "--jobs", "0"])
+    assert "--jobs must be at least 1, got 0" in capsys.readouterr().err
