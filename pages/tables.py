@@ -286,7 +286,7 @@ def direction_section() -> None:
                 "`timesformer/temporal_init.py`) points one head of it at the previous frame. The 3D CNN's "
                 "space-time kernels see the order from the first step.")
     if found is None:
-        not_run_yet("direction", "direction", " (about 10 minutes on one core)")
+        not_run_yet("direction", "direction", " (about 40 minutes on one core)")
         return
     st.dataframe(pd.DataFrame([{
         "model": name,
