@@ -128,9 +128,10 @@ def twin_accuracy(logits: torch.Tensor, labels: np.ndarray) -> float:
 
 def pair_accuracy(correct: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """Top-1 accuracy on the clips of each twin pair ("grow/shrink": 50% if only the attribute is known)."""
-    names, pairs = class_names("motion"), labels // 2
-    return {f"{names[2 * pair]}/{names[2 * pair + 1]}": float(correct[pairs == pair].mean())
-            for pair in np.unique(pairs)}
+    names = class_names("motion")
+    firsts = np.array([min(label, motion_twin(label)) for label in labels.tolist()])
+    return {f"{names[first]}/{names[motion_twin(first)]}": float(correct[firsts == first].mean())
+            for first in np.unique(firsts).tolist()}
 
 
 def evaluate(model: nn.Module, videos: VideoSet) -> dict:

@@ -323,8 +323,7 @@ def demo_section() -> None:
                "(training used seed 0, validation seed 1). Twin accuracy: how often the true motion scores above "
                "its time-reversed twin (50% for a model blind to frame order). Second table: held-out accuracy on the "
                "clips of each twin pair (50% for a model that knows what changes but not which way). The "
-               "regeneration commands and "
-               "limitations are in timesformer/weights/MODEL_CARD.md.")
+               "regeneration commands and limitations are in timesformer/weights/MODEL_CARD.md.")
 
 
 st.title("Ablations")
