@@ -314,6 +314,14 @@ class VideoSet:
         return len(self.labels)
 
 
+def concatenate(*sets: VideoSet) -> VideoSet:
+    """One set holding the clips of `sets` in order (of one dataset)."""
+    if len({videos.dataset for videos in sets}) != 1:
+        raise ValueError(f"cannot concatenate clips of different datasets: {', '.join(v.dataset for v in sets)}")
+    return VideoSet(sets[0].dataset, *(np.concatenate([getattr(v, name) for v in sets]) for name in
+                                       ("frames", "masks", "labels")), sets[0].class_names)
+
+
 def generate(dataset: str, n: int, seed: int, num_frames: int | None = None, size: int = 64,
              classes: Sequence[str] | None = None) -> VideoSet:
     """`n` clips, labels cycling through the classes (balanced), or through `classes` alone (names; labels keep

@@ -248,6 +248,8 @@ def test_write_samples_names_every_class(tmp_path) -> None:
     (lambda: ds.generate("motion", 4, seed=0, classes=["move_right", "jump"]), "some of motion's"),
     (lambda: ds.generate("motion", 4, seed=0, classes=[]), "some of motion's"),
     (lambda: ds.motion_twin(10), "motion label"),
+    (lambda: ds.concatenate(ds.generate("motion", 1, 0, size=32), ds.generate("images", 1, 0, size=32)),
+     "different datasets: motion, images"),
     (lambda: ds.write_mp4(np.zeros((2, 33, 32, 3), np.uint8), "x.mp4"), "even"),
     (lambda: ds.write_mp4(np.zeros((2, 32, 32), np.uint8), "x.mp4"), "expected uint8 frames"),
     (lambda: ds.to_clip_tensor(np.zeros((2, 32, 32, 3), np.float32)), "expected uint8 frames"),

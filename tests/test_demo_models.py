@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.ablations import DEMO_DIR, DEMO_MODELS, DIVIDED_GOAL, HELDOUT_CLIPS, HELDOUT_SEED
+from analysis.ablations import DEMO_DIR, DEMO_MODELS, DIVIDED_GOAL, HELDOUT_CLIPS, HELDOUT_SEED, demo_configs
 from analysis.datasets import class_names, generate, motion_twin, to_clip_tensor
 from analysis.faithfulness import EXPLAINERS, evaluate
 from timesformer.checkpoints import load_checkpoint
@@ -52,7 +52,7 @@ def measure(heldout: dict):
 
     def metrics(name: str) -> dict[str, float]:
         if name not in cache:
-            cache[name] = _measure(name, heldout[name.rsplit("_", 1)[1]])
+            cache[name] = _measure(name, heldout[demo_configs()[name].dataset])
         return cache[name]
 
     return metrics
@@ -83,7 +83,7 @@ def test_all_demo_models_are_shipped_small_and_documented() -> None:
     assert sum(path.stat().st_size for path in DEMO_DIR.glob("*.safetensors")) < 30 * 2**20
     for name, path in zip(DEMO_MODELS, paths):
         meta = load_checkpoint(path).metadata
-        assert meta["dataset"] == name.rsplit("_", 1)[1]
+        assert meta["dataset"] == demo_configs()[name].dataset
         assert meta["sampling_stride"] == "1"
         assert meta["command"].startswith("python -m timesformer train") and f"--out {path.relative_to(ROOT)}" in meta["command"]
 

@@ -16,6 +16,7 @@ from timesformer.inflate import InflationError, inflate
 from timesformer.train import TrainConfig, TrainError, build_model, learning_rate_factor, make_splits, train
 
 TINY = dict(preset="tiny", train_size=12, val_size=6, batch_size=4, epochs=2, threads=1)  # 1: no OpenMP spinning on a busy CPU
+TINY_FLAGS = shlex.split(TrainConfig(**TINY).command())[4:]
 
 
 def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -107,6 +108,9 @@ def test_schedules_warm_up_then_decay() -> None:
     ({"epochs": 0}, "positive"),
     ({"preset": "tiny", "patch_size": 5}, "not a multiple of patch_size 5"),
     ({"patch_size": -8}, "patch_size must be positive"),
+    ({"focus": "spin", "focus_size": 4}, "focus needs classes of motion"),
+    ({"focus": "grow"}, "positive focus_size"),
+    ({"focus_size": 4}, "got focus='', focus_size=4"),
 ])
 def test_bad_settings_are_typed_errors(settings: dict, message: str) -> None:
     with pytest.raises(TrainError, match=message):
@@ -149,6 +153,43 @@ def test_cli_bad_init_path_is_a_clear_error(tmp_path, capsys) -> None:
     code = main(["train", "--preset", "tiny", "--init", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "m")])
     assert code == 2
     assert "no checkpoint at" in capsys.readouterr().err
+
+
+# --- second stages: focus clips, continuing a trained model ---
+
+def test_focus_classes_get_extra_clips_from_their_own_stream(tiny_data) -> None:
+    config = TrainConfig(**TINY, focus="rotate_cw, rotate_ccw", focus_size=4)
+    splits = make_splits(config)
+    assert (splits.train.frames[:12] == tiny_data.train.frames).all()  # the balanced clips, unchanged
+    assert splits.train.labels[12:].tolist() == [6, 7, 6, 7]
+    size = config.model_config().image_size
+    extra = generate("motion", 4, config.data_seed + 2, 8, size, ("rotate_cw", "rotate_ccw"))
+    assert (splits.train.frames[12:] == extra.frames).all()
+    assert not (splits.train.frames[12:14] == tiny_data.train.frames[6:8]).all()  # not the balanced clips again
+    assert "--focus 'rotate_cw, rotate_ccw' --focus-size 4" in config.command()
+
+
+def test_a_second_stage_trains_on_the_first_stages_weights(tmp_path) -> None:
+    first = tmp_path / "first.safetensors"
+    assert main(["train", *TINY_FLAGS, "--out", str(first)]) == 0
+    second = TrainConfig(**TINY, init=str(first), data_seed=2, lr=5e-4)
+    _assert_identical(build_model(second).state_dict(), load_checkpoint(first).model.state_dict())
+    out = tmp_path / "second.safetensors"
+    assert main(["train", *shlex.split(second.command())[4:], "--out", str(out)]) == 0
+    by_hand = train(second, model=load_checkpoint(first).model, progress=False)
+    _assert_identical(load_checkpoint(out).model.state_dict(), by_hand.model.state_dict())
+    assert load_checkpoint(out).metadata["init"] == str(first)
+
+
+def test_a_second_stage_refuses_a_restart_or_other_labels(tmp_path) -> None:
+    first = tmp_path / "first.safetensors"
+    assert main(["train", *TINY_FLAGS, "--out", str(first)]) == 0
+    with pytest.raises(TrainError, match="needs no previous_frame start"):
+        build_model(TrainConfig(**TINY, init=str(first), temporal_init="previous_frame"))
+    with pytest.raises(TrainError, match="not the classes of appearance"):
+        build_model(TrainConfig(**{**TINY, "dataset": "appearance"}, init=str(first)))
+    with pytest.raises(TrainError, match=f"{first.name}: the image model must be space-only"):
+        build_model(TrainConfig(**{**TINY, "scheme": "axial"}, init=str(first)))
 
 
 # --- inflation ---

@@ -5,7 +5,10 @@ command line of `python -m timesformer train` (one flag per field), so `TrainCon
 command that regenerates a model, and it is stored in the model's metadata.
 
 - Data is generated once in memory (`generate` is deterministic from a seed); batches index into it.
-  Validation clips come from `data_seed + 1`, a stream disjoint from the training clips.
+  Validation clips come from `data_seed + 1`, a stream disjoint from the training clips; `focus` classes get
+  `focus_size` more training clips from `data_seed + 2` (a pair that a balanced mix leaves unlearnt).
+- `init` starts from one of our checkpoints: an image model is inflated (the paper's recipe), a model of this
+  very architecture and label set is trained on (a second stage).
 - The epoch's shuffle is drawn from (seed, epoch), so a resumed run sees the same batches.
 - Optimiser: AdamW, or the paper's SGD (momentum 0.9, weight decay 1e-4, lr / 10 at 11/15 and 14/15 of
   training). The learning rate is set per step: linear warmup, then cosine to zero or the paper's steps.
@@ -28,7 +31,7 @@ import platform
 import shlex
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import get_type_hints
 
@@ -40,10 +43,10 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from analysis.datasets import DATASETS, VideoSet, generate, to_clip_tensor
+from analysis.datasets import DATASETS, VideoSet, concatenate, generate, to_clip_tensor
 
 from .checkpoints import OFFICIAL_NORMALIZATION, LoadedModel, load_checkpoint, save_checkpoint
-from .inflate import inflate
+from .inflate import InflationError, inflate
 from .model import PRESETS, TimeSformer, TimeSformerConfig, preset
 from .schemes import SCHEMES
 from .temporal_init import TEMPORAL_INITS, TemporalInitError, start_from_previous_frame
@@ -74,13 +77,17 @@ class TrainConfig:
     preset: str = field(default="demo", metadata=_option("model size", tuple(PRESETS)))
     patch_size: int = field(default=0, metadata=_option("patch side in pixels; 0: the preset's"))
     pos_embed: str = field(default="space_time", metadata=_option("position embedding (Table 4)", ("space_time", "space", "none")))
-    init: str = field(default="", metadata=_option("image model (our .safetensors) to inflate from; empty: from scratch"))
+    init: str = field(default="", metadata=_option(
+        "our .safetensors to start from: an image model to inflate, or a model of this architecture to train on; "
+        "empty: from scratch"))
     temporal_init: str = field(default="paper", metadata=_option(
         "temporal attention's start: the paper's, or head 0 on the previous frame (timesformer/temporal_init.py)",
         TEMPORAL_INITS))
     train_size: int = field(default=2000, metadata=_option("generated training clips"))
     val_size: int = field(default=300, metadata=_option("generated validation clips"))
-    data_seed: int = field(default=0, metadata=_option("seed of the training clips; validation uses data_seed + 1"))
+    focus: str = field(default="", metadata=_option("comma-separated classes given focus_size extra training clips"))
+    focus_size: int = field(default=0, metadata=_option("extra training clips of the focus classes (data_seed + 2)"))
+    data_seed: int = field(default=0, metadata=_option("seed of the training clips; validation uses data_seed + 1, focus clips + 2"))
     seed: int = field(default=0, metadata=_option("seed of the weights and the shuffling"))
     epochs: int = field(default=10, metadata=_option("passes over the training clips"))
     batch_size: int = field(default=32, metadata=_option("clips per step"))
@@ -106,10 +113,19 @@ class TrainConfig:
             raise TrainError("label_smoothing and drop_path must be in [0, 1)")
         if self.patch_size < 0:
             raise TrainError("patch_size must be positive, or 0 for the preset's")
+        unknown = set(self.focus_classes) - set(DATASETS[self.dataset].classes)
+        if unknown or self.focus_size < 0 or bool(self.focus_classes) != bool(self.focus_size):
+            raise TrainError(f"focus needs classes of {self.dataset} ({', '.join(DATASETS[self.dataset].classes)}) "
+                             f"and a positive focus_size, or neither; got focus={self.focus!r}, "
+                             f"focus_size={self.focus_size}")
         try:
             self.model_config()
         except ValueError as error:  # e.g. a patch that does not tile the frame
             raise TrainError(str(error)) from None
+
+    @property
+    def focus_classes(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.focus.split(",") if name.strip())
 
     def model_config(self) -> TimeSformerConfig:
         """The architecture: the preset with this dataset's classes and clip length (1 frame for images), and
@@ -173,21 +189,51 @@ def make_splits(config: TrainConfig, classes: Sequence[str] | None = None) -> Sp
     """The run's training and validation clips, of every class or of `classes` alone (names)."""
     model_config = config.model_config()
     frames, size = model_config.num_frames, model_config.image_size
-    return Splits(generate(config.dataset, config.train_size, config.data_seed, frames, size, classes),
-                  generate(config.dataset, config.val_size, config.data_seed + 1, frames, size, classes))
+    train = generate(config.dataset, config.train_size, config.data_seed, frames, size, classes)
+    if config.focus_size:
+        train = concatenate(train, generate(config.dataset, config.focus_size, config.data_seed + 2, frames, size,
+                                            config.focus_classes))
+    return Splits(train, generate(config.dataset, config.val_size, config.data_seed + 1, frames, size, classes))
 
 
 def build_model(config: TrainConfig) -> TimeSformer:
-    """A fresh model seeded by `config.seed`, or the image model at `config.init` inflated into the scheme;
-    then temporal attention started as `config.temporal_init` says."""
+    """A fresh model seeded by `config.seed`, or the model at `config.init`: inflated if it is an image model,
+    as it is if it has this architecture; then temporal attention started as `config.temporal_init` says."""
     torch.manual_seed(config.seed)
     model_config = config.model_config()
-    model = inflate(load_checkpoint(config.init).model, model_config) if config.init else TimeSformer(model_config)
+    if not config.init:
+        model = TimeSformer(model_config)
+    else:
+        start = load_checkpoint(config.init)
+        if _same_architecture(start.config, model_config):
+            return _continued(start, config)
+        try:
+            model = inflate(start.model, model_config)
+        except InflationError as error:
+            raise TrainError(f"{config.init}: {error}") from None
     if config.temporal_init == "previous_frame":
         try:
             start_from_previous_frame(model)
         except TemporalInitError as error:
             raise TrainError(str(error)) from None
+    return model
+
+
+def _same_architecture(a: TimeSformerConfig, b: TimeSformerConfig) -> bool:
+    """Equal but for the regularisers, which a later stage may change."""
+    return replace(a, drop_path=b.drop_path, dropout=b.dropout) == b
+
+
+def _continued(start: LoadedModel, config: TrainConfig) -> TimeSformer:
+    """The trained weights of `start` in a model built from `config` (its own regularisers)."""
+    classes = list(DATASETS[config.dataset].classes)
+    if start.labels != classes:
+        raise TrainError(f"{config.init} predicts {', '.join(start.labels)}, not the classes of {config.dataset}")
+    if config.temporal_init != "paper":
+        raise TrainError(f"{config.init} is trained already: its temporal attention needs no {config.temporal_init} "
+                         "start (that is for inflating an image model)")
+    model = TimeSformer(config.model_config())
+    model.load_state_dict(start.model.state_dict())
     return model
 
 
