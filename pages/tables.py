@@ -320,7 +320,7 @@ def demo_section() -> None:
                                    for name, pairs in per_pair.items()]), hide_index=True, width="stretch")
     held_out = found["heldout"]
     st.caption(f"Measured by `{found['command']}` on {held_out['clips']} clips generated with seed {held_out['seed']} "
-               "(training and validation used seeds 0-4). Twin accuracy: how often the true motion scores above "
+               "(training and validation used seeds 0-7). Twin accuracy: how often the true motion scores above "
                "its time-reversed twin (50% for a model blind to frame order). Second table: held-out accuracy on the "
                "clips of each twin pair (50% for a model that knows what changes but not which way). The "
                "regeneration commands and limitations are in timesformer/weights/MODEL_CARD.md.")

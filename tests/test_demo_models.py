@@ -97,10 +97,12 @@ def test_heldout_accuracy_matches_the_model_card(name: str, measure, card: dict)
     assert f"{100 * card[name]['accuracy']:.1f}%" in card_text
 
 
-@pytest.mark.xfail(strict=True, reason="not reached within this session's CPU budget: see MODEL_CARD.md")
 def test_divided_space_time_reaches_the_goal_on_motion(measure) -> None:
+    """Issue #4: at least 90% held-out accuracy, and as much twin accuracy (300 clips: one standard error is 1.5
+    points at 92%); the first stage alone stays short of it."""
     divided = measure("divided_space_time_motion")
     assert divided["accuracy"] >= DIVIDED_GOAL and divided["twin_accuracy"] >= DIVIDED_GOAL
+    assert measure("divided_space_time_motion_stage1")["accuracy"] < DIVIDED_GOAL
 
 
 def test_divided_space_time_tells_time_reversed_twins_apart(measure) -> None:
