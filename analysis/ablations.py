@@ -100,7 +100,8 @@ DEMO_VIDEO = TrainConfig(init=demo_path("space_only_images"), patch_size=DEMO_PA
 model on one core). One thread each, so two models train side by side on 2 cores, bit-identically on rerun."""
 DEMO_MAIN_STAGE1 = replace(DEMO_VIDEO, train_size=24000, epochs=6, temporal_init="previous_frame")
 """The first stage of the app's main model, divided space-time on `motion`: 4.5x that budget (about 2 hours on one
-core), head 0 of each temporal stage starting on the previous frame (with the paper's start it stayed blind to order)."""
+core), head 0 of each temporal stage starting on the previous frame (with the paper's start it stayed blind to
+order)."""
 TURNS = "rotate_cw,rotate_ccw"
 DEMO_MAIN_STAGE2 = replace(DEMO_MAIN_STAGE1, init=demo_path("divided_space_time_motion_stage1"),
                            temporal_init="paper", train_size=16000, focus=TURNS, focus_size=8000, epochs=3, lr=5e-4,
@@ -451,9 +452,9 @@ on `motion`, the model the app leads with, trained in three stages:
   12,000 balanced clips plus 12,000 turns (60% turns).
 
 The project's goal for the main model is {goal:.0%} held-out accuracy and twin accuracy; measured: {divided:.1%},
-twin accuracy {twin:.1%} (stage 1: {first:.1%} and {first_twin:.1%}; the earlier 16 px model, paper's start: 36.3% and 49.3%).
-Size (grow/shrink) is now its weakest pair (table above; the tiny 3D CNN gets 86.7% of it on stage 1's budget); the
-next section has the history and what was tried.
+twin accuracy {twin:.1%} (stage 1: {first:.1%} and {first_twin:.1%}; the earlier 16 px model, paper's start:
+36.3% and 49.3%). Size (grow/shrink) is now its weakest pair (table above; the tiny 3D CNN gets 86.7% of it on
+stage 1's budget); the next section has the history and what was tried.
 
 ## How the recipe was found, and its limits
 
@@ -602,12 +603,13 @@ def write_card(measured: dict) -> str:
         "",
         "- The image model `space_only_images` is a ViT (space-only, 1 frame) trained on `images`; every video",
         "  model is inflated from it as the paper does from ImageNet ViT (`timesformer/inflate.py`); the main",
-        "  one, divided space-time on `motion`, then trains on in a second stage (below).",
+        "  one, divided space-time on `motion`, then trains on in two more stages (below).",
         f"- Held-out evaluation: {HELDOUT_CLIPS} clips generated with seed {HELDOUT_SEED} (training and",
-        "  validation used seeds 0-7), exactly as `tests/test_demo_models.py` measures. Twin accuracy: how often the true",
-        "  `motion` class scores above its time-reversed twin; 50% for a model blind to the order of frames.",
+        "  validation used seeds 0-7), exactly as `tests/test_demo_models.py` measures. Twin accuracy: how",
+        "  often the true `motion` class scores above its time-reversed twin; 50% for a model blind to the order",
+        "  of frames.",
         "- Training time: wall-clock seconds of the training steps (validation excluded) on a 2-core CPU shared",
-        "  with other jobs, so it varies with load; a second stage counts its own steps only. Clips are",
+        "  with other jobs, so it varies with load; a later stage counts its own steps only. Clips are",
         "  consecutive frames (`sampling_stride` 1).",
         "- Regenerate all: `python -m analysis.ablations demo && python -m analysis.ablations card`",
         "  (results bit-identical on the same machine and thread count).",
