@@ -43,16 +43,27 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from timesformer import SCHEMES, TimeSformer, preset
-from timesformer.model import PRESETS
 from timesformer.checkpoints import load_checkpoint
-from timesformer.cost import GIB, count_macs, estimate_peak_bytes, measure_flops, parameter_count
+from timesformer.cost import (
+    GIB,
+    count_macs,
+    estimate_peak_bytes,
+    measure_flops,
+    parameter_count,
+)
+from timesformer.datasets import VideoSet, class_names, generate, motion_twin
+from timesformer.model import PRESETS
 from timesformer.temporal_init import TEMPORAL_INITS
 from timesformer.train import (
-    Splits, TrainConfig, make_splits, predict_logits, save_trained, train,
+    Splits,
+    TrainConfig,
+    make_splits,
+    predict_logits,
+    save_trained,
+    train,
 )
 
 from .baselines import i3d_r50, tiny_i3d
-from .datasets import VideoSet, class_names, generate, motion_twin
 
 log = logging.getLogger(__name__)
 
@@ -545,7 +556,7 @@ Where the limit is (measured): the 4 x 4 grid of tokens more than the data or th
   and 50.5%). Per frame these change by 4-7% of the radius (0.3-1.2 px at the outline, where a move's step is
   2.3-4.6 px) or 0.03-0.04 opacity, under +-5 sensor noise.
 - Size and opacity wrap: every attribute lives on a circle, so that no single frame tells the class
-  (`analysis/datasets.py`), and a growing object pops back to its smallest size, a fading one back to faint.
+  (`timesformer/datasets.py`), and a growing object pops back to its smallest size, a fading one back to faint.
   In 40% of grow clips and 50% of fade-in clips the last frame shows a smaller or fainter object than the first
   (`tests/test_datasets.py` draws 2,000 tracks per class): only the sign of each small step tells the class.
   Moves wrap as often, but the object leaves at one edge and enters at the other, so every patch still sees
@@ -598,7 +609,7 @@ def write_card(measured: dict) -> str:
         f"Small TimeSformers (the `demo` preset: {DEMO.num_frames} frames x {DEMO.image_size} px, width "
         f"{DEMO.embed_dim}, depth {DEMO.depth}, {DEMO.num_heads} heads; patch {DEMO_PATCH} instead of its "
         f"{DEMO.patch_size}) trained on",
-        "CPU on the generated datasets of `analysis/datasets.py`. They exist so the app has real trained",
+        "CPU on the generated datasets of `timesformer/datasets.py`. They exist so the app has real trained",
         "attention to show; they are not Kinetics or Something-Something models.",
         "",
         "- The image model `space_only_images` is a ViT (space-only, 1 frame) trained on `images`; every video",

@@ -25,8 +25,8 @@ from sklearn.manifold import TSNE
 from sklearn.metrics import pairwise_distances, silhouette_score
 from threadpoolctl import threadpool_limits
 
-from analysis.datasets import to_clip_tensor
 from timesformer.checkpoints import OFFICIAL_NORMALIZATION
+from timesformer.datasets import to_clip_tensor
 from timesformer.model import TimeSformer
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "timesformer-explorer" / "features"

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from analysis.datasets import write_mp4
+from timesformer.datasets import write_mp4
 
 COLORMAPS = {
     "inferno": cv2.COLORMAP_INFERNO,

@@ -16,8 +16,8 @@ from einops import reduce
 from torch import Tensor
 
 from timesformer.checkpoints import LoadedModel
+from timesformer.datasets import VideoSet, to_clip_tensor
 
-from .datasets import VideoSet, to_clip_tensor
 from .rollout import Rollout, last_layer_attention, rollout
 
 Explainer = Callable[[torch.nn.Module, Tensor], Rollout]

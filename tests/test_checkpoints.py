@@ -7,7 +7,13 @@ from safetensors.torch import save_file
 from transformers import TimesformerConfig, TimesformerForVideoClassification
 
 from timesformer import TimeSformer, preset
-from timesformer.checkpoints import CheckpointError, LoadedModel, load_checkpoint, official_state_dict, save_checkpoint
+from timesformer.checkpoints import (
+    CheckpointError,
+    LoadedModel,
+    load_checkpoint,
+    official_state_dict,
+    save_checkpoint,
+)
 
 FRAMES, SIZE = 4, 32
 

@@ -2,15 +2,14 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
-from analysis.datasets import generate, write_mp4
 from timesformer import TimeSformer, preset, runtime
 from timesformer.__main__ import main
 from timesformer.checkpoints import LoadedModel, save_checkpoint
 from timesformer.cost import MemoryBudgetError
+from timesformer.datasets import generate, write_mp4
 from timesformer.inference import predict, read_clip
 
 

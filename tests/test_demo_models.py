@@ -13,12 +13,18 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.ablations import DEMO_DIR, DEMO_MODELS, DIVIDED_GOAL, HELDOUT_CLIPS, HELDOUT_SEED, demo_configs
-from analysis.datasets import class_names, generate, motion_twin, to_clip_tensor
+from analysis.ablations import (
+    DEMO_DIR,
+    DEMO_MODELS,
+    DIVIDED_GOAL,
+    HELDOUT_CLIPS,
+    HELDOUT_SEED,
+    demo_configs,
+)
 from analysis.faithfulness import EXPLAINERS, evaluate
 from timesformer.checkpoints import load_checkpoint
+from timesformer.datasets import class_names, generate, motion_twin, to_clip_tensor
 from timesformer.model import PRESETS
-
 
 ROOT = Path(__file__).resolve().parents[1]
 CARD_RESULTS = ROOT / "analysis" / "results" / "demo_models.json"

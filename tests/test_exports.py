@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analysis.exports import COLORMAPS, colormap, gif, mp4, normalise, overlay, strip_png
+from analysis.exports import (
+    COLORMAPS,
+    colormap,
+    gif,
+    mp4,
+    normalise,
+    overlay,
+    strip_png,
+)
 
 
 def solid(colour, frames=3, size=16) -> np.ndarray:

@@ -9,8 +9,20 @@ from PIL import Image
 
 from analysis.exports import colormap
 from analysis.figures import (
-    QUERY_COLOUR, STAGE_COLOURS, StageMap, clicked_patch, colorscale, cost_figure, frame_figure, grid_figure,
-    prediction_figure, query_images, temporal_figure, tile, tsne_figure, upscale,
+    QUERY_COLOUR,
+    STAGE_COLOURS,
+    StageMap,
+    clicked_patch,
+    colorscale,
+    cost_figure,
+    frame_figure,
+    grid_figure,
+    prediction_figure,
+    query_images,
+    temporal_figure,
+    tile,
+    tsne_figure,
+    upscale,
 )
 from timesformer.layout import Grid
 

@@ -4,7 +4,11 @@ import pytest
 import torch
 
 from timesformer import SCHEMES, Grid, TimeSformer, preset, scheme_block
-from timesformer.model import TimeSformerConfig, resize_space_embedding, resize_time_embedding
+from timesformer.model import (
+    TimeSformerConfig,
+    resize_space_embedding,
+    resize_time_embedding,
+)
 from timesformer.runtime import OneDnnMlp, use_onednn_kernels
 
 # Table 1 of the paper, exact integers for a 174-class head (shared/paper-tables.md).

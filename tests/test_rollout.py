@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from analysis.rollout import RolloutSettings, fuse_heads, last_layer_attention, roll_out, rollout
+from analysis.rollout import (
+    RolloutSettings,
+    fuse_heads,
+    last_layer_attention,
+    roll_out,
+    rollout,
+)
 from timesformer import SCHEMES, Grid, TimeSformer, preset
 
 

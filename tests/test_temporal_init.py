@@ -1,45 +1,72 @@
-"""The previous-frame start of temporal attention: what it sets, what it leaves, and where it is refused."""
+"""The previous-frame start: what it sets in each scheme, what it leaves, and where it is refused."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from einops import rearrange
 
-from analysis.datasets import generate, to_clip_tensor
 from timesformer import TimeSformer, preset
-from timesformer.temporal_init import TemporalInitError, start_from_previous_frame
+from timesformer.datasets import generate, to_clip_tensor
+from timesformer.temporal_init import (
+    TemporalInitError,
+    previous_frame_stage,
+    start_from_previous_frame,
+)
 from timesformer.train import TrainConfig, TrainError, build_model
 
+STARTED = {"divided_space_time": ("time", "temporal_"), "axial": ("time", "temporal_"),
+           "joint_space_time": ("space_time", ""), "sparse_local_global": ("local", "local_")}
+"""Which stage each scheme starts, and its modules' prefix: the first whose groups hold consecutive frames."""
 
-@pytest.mark.parametrize("scheme", ["divided_space_time", "axial"])
-def test_head_zero_starts_on_the_previous_frame_and_the_rest_is_untouched(scheme: str) -> None:
+
+def _target_share(probs: torch.Tensor, stage, grid) -> torch.Tensor:
+    """Per query (that has a previous frame): head 0's attention on the same patch one frame earlier.
+
+    Each token's (t, h, w) is put through the stage's own grouping, so the test does not restate the patterns."""
+    t, h, w = torch.meshgrid(torch.arange(grid.t), torch.arange(grid.h), torch.arange(grid.w), indexing="ij")
+    coords = stage.group(rearrange(torch.stack([t, h, w], -1).float(), "t h w c -> 1 (h w t) c"), grid)
+    if stage.with_cls:  # CLS first, at a place no patch has
+        coords = torch.cat([torch.full((coords.shape[0], 1, 3), -9.0), coords], dim=1)
+    coords = coords.repeat(probs.shape[0] // coords.shape[0], 1, 1)
+    query, key = coords[:, :, None], coords[:, None, :]
+    target = (key[..., 0] == query[..., 0] - 1) & (key[..., 1:] == query[..., 1:]).all(-1)
+    has_previous = target.any(-1)
+    return (probs[:, 0] * target).sum(-1)[has_previous]
+
+
+@pytest.mark.parametrize("scheme", list(STARTED))
+def test_head_zero_starts_on_the_same_patch_in_the_previous_frame(scheme: str) -> None:
     torch.manual_seed(0)
-    model = TimeSformer(preset("demo", scheme=scheme, num_classes=10)).eval()
+    model = TimeSformer(preset("demo", scheme=scheme, patch_size=8, num_classes=10)).eval()
     before = {name: value.clone() for name, value in model.state_dict().items()}
     start_from_previous_frame(model)
+    stage = previous_frame_stage(model)
+    assert (stage.name, stage.prefix) == STARTED[scheme]
     changed = {name for name, value in model.state_dict().items() if not torch.equal(value, before[name])}
     config = model.config
     blocks, dim, head = range(config.depth), config.embed_dim, config.embed_dim // config.num_heads
-    weights = {"time_embed"} | {f"blocks.{i}.temporal_attn.qkv.weight" for i in blocks}
-    biases = {f"blocks.{i}.temporal_attn.qkv.bias" for i in blocks}  # zeroed for head 0: already zero here
-    assert weights <= changed <= weights | biases
-    for i in blocks:  # the values and the other heads' queries and keys keep their weights
-        weight = model.state_dict()[f"blocks.{i}.temporal_attn.qkv.weight"]
+    qkv = [f"blocks.{i}.{stage.prefix}attn.qkv" for i in blocks]
+    expected = {"time_embed"} | {f"{name}.weight" for name in qkv} | ({"pos_embed"} if scheme in (
+        "joint_space_time", "sparse_local_global") else set())
+    assert expected <= changed <= expected | {f"{name}.bias" for name in qkv}  # biases zeroed: zero here already
+    for name in qkv:  # the values and the other heads' queries and keys keep their weights
+        weight = model.state_dict()[f"{name}.weight"]
         for rows in (slice(head, dim), slice(dim + head, 3 * dim)):
-            assert torch.equal(weight[rows], before[f"blocks.{i}.temporal_attn.qkv.weight"][rows])
+            assert torch.equal(weight[rows], before[f"{name}.weight"][rows])
     clip = to_clip_tensor(generate("motion", 4, seed=5, num_frames=8, size=64).frames)
     with torch.inference_mode():
         attention = model.inspect(clip).attention
     for block in attention:
-        probs = block["time"][:, 0]  # head 0: [(b h w), t, t]
-        on_previous = torch.stack([probs[:, t, t - 1] for t in range(1, 8)])
-        assert on_previous.mean() > 0.6, on_previous.mean()
-        assert block["time"][:, 1:].amax() < 0.5  # the random heads stay diffuse
+        share = _target_share(block[stage.name], stage, config.grid)
+        assert share.mean() > 0.6, share.mean()
+        assert block[stage.name][:, 1:].amax(-1).mean() < 0.5  # the other heads stay diffuse
 
 
-def test_the_paper_start_is_blind_to_frame_order_and_the_previous_frame_start_is_not() -> None:
+@pytest.mark.parametrize("scheme", list(STARTED))
+def test_the_paper_start_is_blind_to_frame_order_and_the_previous_frame_start_is_not(scheme: str) -> None:
     torch.manual_seed(0)
-    model = TimeSformer(preset("tiny", num_classes=4)).eval()
+    model = TimeSformer(preset("tiny", scheme=scheme, num_classes=4)).eval()
     clip = torch.randn(2, 3, 8, 32, 32)
     with torch.inference_mode():
         assert (model(clip) - model(clip.flip(2))).abs().max() < 1e-5
@@ -47,16 +74,16 @@ def test_the_paper_start_is_blind_to_frame_order_and_the_previous_frame_start_is
         assert (model(clip) - model(clip.flip(2))).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("overrides", [dict(scheme="joint_space_time"), dict(scheme="space_only"),
-                                       dict(pos_embed="space"), dict(num_frames=32)])
+@pytest.mark.parametrize("overrides", [dict(scheme="space_only"), dict(pos_embed="space"), dict(num_frames=32),
+                                       dict(scheme="joint_space_time", num_frames=10)])
 def test_models_without_room_for_it_are_refused(overrides: dict) -> None:
-    model = TimeSformer(preset("tiny", **overrides))  # tiny: 16 channels per head
+    model = TimeSformer(preset("tiny", **overrides))  # tiny: 16 channels per head, 4 x 4 patches
     with pytest.raises(TemporalInitError):
         start_from_previous_frame(model)
 
 
 def test_training_config_refuses_it_with_a_training_error() -> None:
-    config = TrainConfig(preset="tiny", scheme="joint_space_time", temporal_init="previous_frame")
-    with pytest.raises(TrainError, match="temporal attention"):
+    config = TrainConfig(preset="tiny", scheme="space_only", temporal_init="previous_frame")
+    with pytest.raises(TrainError, match="attention across frames"):
         build_model(config)
     assert build_model(TrainConfig(preset="tiny", temporal_init="previous_frame")).time_embed.abs().max() == 8.0

@@ -13,8 +13,13 @@ class DemoMissing(FileNotFoundError):
     """No shipped demo model for the asked scheme and dataset."""
 
 
+def demo_name(scheme: str, dataset: str) -> str:
+    """The name of the demo model of a scheme trained on a dataset, e.g. `divided_space_time_motion`."""
+    return f"{scheme}_{dataset}"
+
+
 def demo_checkpoint(scheme: str = "divided_space_time", dataset: str = "motion") -> Path:
-    path = DEMO_DIR / f"{scheme}_{dataset}.safetensors"
+    path = DEMO_DIR / f"{demo_name(scheme, dataset)}.safetensors"
     if not path.exists():
         shipped = sorted(p.stem for p in DEMO_DIR.glob("*.safetensors"))
         raise DemoMissing(

@@ -37,12 +37,18 @@ def sampling_stride(loaded: LoadedModel) -> int:
     return OFFICIAL_STRIDES.get(frames, max(1, 256 // frames))
 
 
+def sampling_mode(loaded: LoadedModel) -> str:
+    """How the model's frames are taken from a video: "uniform" segments if its checkpoint says so (SSv2-style
+    training), else "center" (a clip of `sampling_stride` from the middle, the official K400 test)."""
+    return loaded.metadata.get("sampling", "center")
+
+
 def read_clip(path: str | Path, loaded: LoadedModel, crops: int = 1, untrusted: bool = False) -> Clip:
-    """The clip this model expects from a video file: its frame count, stride, size and normalisation."""
+    """The clip this model expects from a video file: its frame count, sampling, size and normalisation."""
     config = loaded.config
     return load_clip(
         path, num_frames=config.num_frames, stride=sampling_stride(loaded), crop_size=config.image_size,
-        crops=crops, mean=loaded.mean, std=loaded.std, untrusted=untrusted,
+        crops=crops, mean=loaded.mean, std=loaded.std, mode=sampling_mode(loaded), untrusted=untrusted,
     )
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from einops import rearrange, reduce
 from torch import Tensor, nn
 
-from .layout import FRAME_PATCHES, PATCH_TOKENS, Grid
+from .layout import FRAME_PATCHES, Grid
 from .schemes import LAYER_NORM_EPS, Block, Stage, scheme_block
 
 log = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ stage the video model adds brings `<prefix>norm1`, `<prefix>attn` and a linear `
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
@@ -37,6 +38,12 @@ class Stage:
     groups: str
     prefix: str
     with_cls: bool
+
+    @property
+    def token_axes(self) -> tuple[str, ...]:
+        """The grid axes that vary within one group, e.g. ("t",) for temporal attention, ("h", "w", "t") for joint."""
+        tokens = re.findall(r"\([^)]*\)|\S+", self.groups)[1]
+        return tuple(tokens.strip("()").split())
 
     def group(self, patches: Tensor, grid: Grid) -> Tensor:
         return rearrange(patches, f"{self.layout} -> {self.groups}", **grid.axis_sizes(self.layout))
@@ -90,6 +97,11 @@ class Block(nn.Module):
 
     stages: ClassVar[tuple[Stage, ...]]
     paper_name: ClassVar[str]
+    """The paper's short name: S, ST, T+S, L+G, T+W+H."""
+    title: ClassVar[str]
+    """Its name in words, e.g. "divided space-time"."""
+    summary: ClassVar[str]
+    """What a patch attends to, in two or three sentences for the app."""
     per_frame: ClassVar[bool] = False
     """True when frames never exchange information: the model then runs each frame with its own CLS."""
 
@@ -107,6 +119,11 @@ class Block(nn.Module):
     @classmethod
     def check_grid(cls, grid: Grid) -> None:
         """Raise ValueError when the scheme cannot tile this patch grid."""
+
+    @classmethod
+    def label(cls) -> str:
+        """'T+S · divided space-time': the paper's short name and ours."""
+        return f"{cls.paper_name} · {cls.title}"
 
     def forward(self, x: Tensor, grid: Grid, observe: StageObserver | None = None) -> Tensor:
         """x: [B, 1 + N*T, D] -> x updated. `observe(stage, probs)` sees each stage's attention probabilities.
@@ -170,6 +187,11 @@ class SpaceOnly(Block):
     """
 
     paper_name = "S"
+    title = "space only"
+    summary = (
+        "Each frame is its own sequence: a patch attends to the patches of its frame and to that frame's copy of "
+        "CLS. Frames never exchange information; the clip's CLS is the mean of the frames' CLS tokens."
+    )
     per_frame = True
     stages = (SPACE,)
 
@@ -181,6 +203,11 @@ class JointSpaceTime(Block):
     """
 
     paper_name = "ST"
+    title = "joint space-time"
+    summary = (
+        "One attention over all patches of all frames and CLS: every pair is compared, so the cost grows with the "
+        "square of the clip. CLS is one token that attends to everything."
+    )
     stages = (Stage("space_time", PATCH_TOKENS, PATCH_TOKENS, "", with_cls=True),)
 
 
@@ -195,6 +222,11 @@ class DividedSpaceTime(Block):
     """
 
     paper_name = "T+S"
+    title = "divided space-time"
+    summary = (
+        "Time first: a patch attends to the patches at its position in every frame (CLS left out). Then space: to "
+        "the patches of its frame and a per-frame copy of CLS; the copies' updates are averaged."
+    )
     stages = (TIME, SPACE)
 
 
@@ -215,6 +247,12 @@ class SparseLocalGlobal(Block):
     """
 
     paper_name = "L+G"
+    title = "sparse local-global"
+    summary = (
+        "Local: a patch attends to its quarter of the frame in every frame (CLS left out). Global: then to the "
+        "patches that share its parity in time, row and column (stride 2) and a copy of CLS per group, averaged. "
+        "Our reading of one sentence in the paper; no code was released."
+    )
     stages = (
         Stage("local", "b (hb hl wb wl t) d", "(b hb wb) (t hl wl) d", "local_", with_cls=False),
         Stage("global", "b (hg hs wg ws tg ts) d", "(b hs ws ts) (tg hg wg) d", "", with_cls=True),
@@ -240,6 +278,11 @@ class Axial(Block):
     """
 
     paper_name = "T+W+H"
+    title = "axial"
+    summary = (
+        "Time, then along the row, then along the column, each with its own weights. CLS joins the last step "
+        "only, one copy per column and frame, averaged. Our reading of the paper; no code was released."
+    )
     stages = (
         TIME,
         Stage("width", PATCH_TOKENS, "(b t h) w d", "width_", with_cls=False),

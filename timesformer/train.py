@@ -1,4 +1,4 @@
-"""Train a TimeSformer on CPU on one of the generated datasets (`analysis.datasets`), reproducibly.
+"""Train a TimeSformer on CPU on one of the generated datasets (`timesformer.datasets`), reproducibly.
 
 One `TrainConfig` fixes a run completely: same config, same threads, same bits. Its fields are also the
 command line of `python -m timesformer train` (one flag per field), so `TrainConfig.command()` is the exact
@@ -23,6 +23,7 @@ command that regenerates a model, and it is stored in the model's metadata.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -43,9 +44,15 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from analysis.datasets import DATASETS, VideoSet, concatenate, generate, to_clip_tensor
-
-from .checkpoints import OFFICIAL_NORMALIZATION, LoadedModel, load_checkpoint, save_checkpoint
+from . import augment, datasets, video
+from .augment import VideoPath
+from .checkpoints import (
+    OFFICIAL_NORMALIZATION,
+    LoadedModel,
+    load_checkpoint,
+    save_checkpoint,
+)
+from .datasets import DATASETS, VideoSet, cached, concatenate, generate, to_clip_tensor
 from .inflate import InflationError, inflate
 from .model import PRESETS, TimeSformer, TimeSformerConfig, preset
 from .schemes import SCHEMES
@@ -57,7 +64,9 @@ STEP_MILESTONES = (11 / 15, 14 / 15)
 """The paper's step schedule (lr / 10 after epochs 11 and 14 of 15), as fractions of the run."""
 SGD_MOMENTUM = 0.9
 SAMPLING_STRIDE = "1"
-"""Generated clips are consecutive frames: stored so that inference samples real videos alike."""
+"""Generated clips are consecutive frames: stored so that inference samples real videos alike. Models trained
+through the video path (`augment="video"`) took one frame of each of T equal segments instead, and say so
+(`sampling`: "uniform")."""
 
 
 class TrainError(ValueError):
@@ -83,6 +92,9 @@ class TrainConfig:
     temporal_init: str = field(default="paper", metadata=_option(
         "temporal attention's start: the paper's, or head 0 on the previous frame (timesformer/temporal_init.py)",
         TEMPORAL_INITS))
+    augment: str = field(default="none", metadata=_option(
+        "none: clips as drawn; video: through a video file's path, randomised (timesformer/augment.py)",
+        ("none", "video")))
     train_size: int = field(default=2000, metadata=_option("generated training clips"))
     val_size: int = field(default=300, metadata=_option("generated validation clips"))
     focus: str = field(default="", metadata=_option("comma-separated classes given focus_size extra training clips"))
@@ -185,15 +197,32 @@ class Splits:
     val: VideoSet
 
 
+_GENERATOR = hashlib.sha256(b"".join(Path(module.__file__).read_bytes() for module in (datasets, augment, video))
+                            ).hexdigest()
+"""The code that draws clips: cached clips drawn by other code are not reused."""
+
+
 def make_splits(config: TrainConfig, classes: Sequence[str] | None = None) -> Splits:
-    """The run's training and validation clips, of every class or of `classes` alone (names)."""
+    """The run's training and validation clips, of every class or of `classes` alone (names).
+
+    With `augment="video"` training clips take a video file's path with the paper's random scale and crop,
+    validation clips the test path (`timesformer.augment`). TIMESFORMER_CLIP_CACHE names a folder where clips are
+    kept between runs (runs of one recipe share them); results are the same with or without it."""
     model_config = config.model_config()
     frames, size = model_config.num_frames, model_config.image_size
-    train = generate(config.dataset, config.train_size, config.data_seed, frames, size, classes)
+    folder = os.environ.get("TIMESFORMER_CLIP_CACHE") or None
+    train_path, val_path = (VideoPath(), VideoPath(train=False)) if config.augment == "video" else (None, None)
+
+    def clips(n: int, seed: int, names: Sequence[str] | None, render: VideoPath | None) -> VideoSet:
+        key = json.dumps([config.dataset, n, seed, frames, size, names and list(names), render and asdict(render),
+                          _GENERATOR])
+        return cached(hashlib.sha256(key.encode()).hexdigest()[:20],
+                      lambda: generate(config.dataset, n, seed, frames, size, names, render), folder)
+
+    train = clips(config.train_size, config.data_seed, classes, train_path)
     if config.focus_size:
-        train = concatenate(train, generate(config.dataset, config.focus_size, config.data_seed + 2, frames, size,
-                                            config.focus_classes))
-    return Splits(train, generate(config.dataset, config.val_size, config.data_seed + 1, frames, size, classes))
+        train = concatenate(train, clips(config.focus_size, config.data_seed + 2, config.focus_classes, train_path))
+    return Splits(train, clips(config.val_size, config.data_seed + 1, classes, val_path))
 
 
 def build_model(config: TrainConfig) -> TimeSformer:
@@ -413,6 +442,7 @@ def save_trained(result: TrainResult, config: TrainConfig, out: str | Path, comm
         train_seconds=f"{result.seconds:.1f}",
         init=config.init or "scratch",
         sampling_stride=SAMPLING_STRIDE,
+        sampling="uniform" if config.augment == "video" else "center",
         torch_version=torch.__version__,
         numpy_version=np.__version__,
         python_version=platform.python_version(),

@@ -229,24 +229,34 @@ def _decode_opencv(info: VideoInfo, indices: Sequence[int]) -> np.ndarray:
 _DECODERS = {"decord": _decode_decord, "pyav": _decode_pyav, "opencv": _decode_opencv}
 
 
-def sample_indices(num_frames: int, clip_frames: int, stride: int, mode: str = "center") -> list[int]:
+SAMPLING_MODES = ("center", "uniform")
+
+
+def sample_indices(num_frames: int, clip_frames: int, stride: int, mode: str = "center",
+                   rng: np.random.Generator | None = None) -> list[int]:
     """Frame numbers of the test clip.
 
     "center" (paper, K400): `clip_frames` frames `stride` apart, the clip centred in the video. The clip spans
     (clip_frames - 1) * stride + 1 frames (pyslowfast instead spreads T frames over T * stride with linspace).
     A shorter video shrinks the stride so the clip spans the whole video, rounding to the nearest frame; with fewer
     frames than `clip_frames` indices repeat, so a 1-frame video gives a static clip.
-    "uniform" (official SSv2 test): the middle frame of each of `clip_frames` equal segments; `stride` is unused.
+    "uniform" (SSv2, as TSN samples): the video cut into `clip_frames` equal segments, the middle frame of each
+    at test time or, given `rng`, a random one (training); `stride` is unused. pyslowfast's SSv2 loader instead
+    rounds segments of (num_frames - 1) / clip_frames, which repeats a frame and drops the last when the video
+    has about `clip_frames` frames (8 of 8 gives 0, 1, 2, 3, 4, 4, 5, 6); equal segments give 0..7.
     """
     if num_frames < 1:
         raise EmptyVideo("the video has no frames: upload a video with at least one frame")
     if clip_frames < 1 or stride < 1:
         raise ValueError(f"clip_frames and stride must be >= 1, got {clip_frames} and {stride}")
     if mode == "uniform":
-        segment = (num_frames - 1) / clip_frames
-        return [(round(segment * i) + round(segment * (i + 1))) // 2 for i in range(clip_frames)]
+        segment = num_frames / clip_frames
+        if rng is None:
+            return [int((i + 0.5) * segment) for i in range(clip_frames)]
+        starts = [int(i * segment) for i in range(clip_frames + 1)]
+        return [int(rng.integers(start, max(start + 1, stop))) for start, stop in zip(starts, starts[1:])]
     if mode != "center":
-        raise ValueError(f"mode must be 'center' or 'uniform', got {mode!r}")
+        raise ValueError(f"mode must be one of {', '.join(SAMPLING_MODES)}, got {mode!r}")
     span = (clip_frames - 1) * stride + 1
     if span <= num_frames:
         start = (num_frames - span) // 2
@@ -257,6 +267,20 @@ def sample_indices(num_frames: int, clip_frames: int, stride: int, mode: str = "
 def default_short_side(crop_size: int) -> int:
     """The paper's test resize: short side 256 for 224 crops, scaled alike for other crop sizes."""
     return round(crop_size * 256 / 224)
+
+
+def resize_short_side(frames: np.ndarray, short_side: int, interpolation: int | None = None) -> np.ndarray:
+    """Frames [T, H, W, C] resized so that their shorter side is `short_side` px, aspect kept.
+
+    uint8 frame by frame, so no full-resolution float copy is made; INTER_AREA anti-aliases when shrinking,
+    INTER_LINEAR enlarges, unless `interpolation` says otherwise (INTER_NEAREST for masks).
+    """
+    height, width = frames.shape[1:3]
+    scale = short_side / min(height, width)
+    size = (round(width * scale), round(height * scale))
+    if interpolation is None:
+        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(frame, size, interpolation=interpolation) for frame in frames])
 
 
 def crop_offsets(height: int, width: int, size: int, crops: int) -> list[tuple[int, int]]:
@@ -290,13 +314,8 @@ def frames_to_clip(
     short_side = short_side or default_short_side(crop_size)
     if short_side < crop_size:
         raise ValueError(f"short_side {short_side} is smaller than crop_size {crop_size}")
-    height, width = frames.shape[1:3]
-    scale = short_side / min(height, width)
-    height, width = round(height * scale), round(width * scale)
-    # Resize uint8 frame by frame (INTER_AREA anti-aliases when shrinking): no full-resolution float copy is made.
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = np.stack([cv2.resize(frame, (width, height), interpolation=interpolation) for frame in frames])
-    offsets = crop_offsets(height, width, crop_size, crops)
+    resized = resize_short_side(frames, short_side)
+    offsets = crop_offsets(*resized.shape[1:3], crop_size, crops)
     views = np.stack([resized[:, t : t + crop_size, l : l + crop_size] for t, l in offsets])  # [crops, T, S, S, 3]
     mean_t, std_t = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
     tensor = ((torch.from_numpy(views).float() / 255 - mean_t) / std_t).permute(0, 4, 1, 2, 3).contiguous()

@@ -1,8 +1,8 @@
-"""Sample clips bundled with the app: one short generated video per class of the `motion` and `appearance` sets.
+"""Sample clips bundled with the app: three short generated videos per class of the `motion` and `appearance` sets.
 
-They are written by `analysis.datasets.write_samples` from a seed the demo models were neither trained nor
-validated on (those use seeds 0 and 1), 8 frames like the training clips, 128 px, well under 1 MB in all.
-Regenerate them with `python -m analysis.samples`.
+They are written by `timesformer.datasets.write_samples` from a seed the demo models were neither trained nor
+validated on (those use seeds 0-7), 16 frames at 128 px, about 1 MB in all. Regenerate them with
+`python -m analysis.samples`.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.datasets import DATASETS, write_samples
+from timesformer.datasets import DATASETS, write_samples
 
 SAMPLE_DIR = Path(__file__).parent
 SEED = 2021
 SIZE = 128
-FRAMES = 8
+FRAMES = 16
+PER_CLASS = 3
 
 
 @dataclass(frozen=True)
@@ -50,4 +51,4 @@ def regenerate(folder: Path = SAMPLE_DIR) -> list[Path]:
     """Rewrite every sample clip (deterministic: same seed, same bytes with the same encoder)."""
     for old in folder.glob("*.mp4"):
         old.unlink()
-    return write_samples(folder, per_class=1, seed=SEED, num_frames=FRAMES, size=SIZE)
+    return write_samples(folder, per_class=PER_CLASS, seed=SEED, num_frames=FRAMES, size=SIZE)

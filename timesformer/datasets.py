@@ -18,11 +18,14 @@ are random everywhere. Coordinates are fractions of the frame, so any `size` sho
 
 from __future__ import annotations
 
+import fcntl
+import json
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import cv2
@@ -108,8 +111,8 @@ _CIRCLES = {"x": (0.0, 1.0), "y": (0.0, 1.0), "size": (np.log(0.12), np.log(0.3)
 _DRIFT = {"x": (0.25, 0.5), "y": (0.25, 0.5), "size": (0.3, 0.5), "angle": (0.2, 0.4), "alpha": (0.4, 0.6)}
 _TARGET_RADIUS = (0.12, 0.28)  # appearance/images targets, fraction of the frame
 _DISTRACTOR_RADIUS = (0.06, 0.12)
-_DISTRACTOR_DRIFT = 0.08  # at most this far (fraction of the frame) per clip: clutter that barely moves, so that
-# the class is the one clear movement (bars drifting as fast as the target kept small ViTs at chance for 20k clips)
+_DISTRACTOR_DRIFT = 0.08  # at most this much of each attribute's range per clip: clutter that barely moves, turns or
+# grows, so that the class is the one clear change (bars drifting as fast as the target kept small ViTs at chance)
 _STRIPES_PER_RADIUS = 2.5
 _NOISE = 5.0  # sensor noise, uniform in +-5 (0-255 units): cheaper than Gaussian, as good here
 
@@ -139,20 +142,23 @@ def _motion_target(label: int, rng: np.random.Generator, t: np.ndarray) -> tuple
 
 
 def _drift_track(rng: np.random.Generator, t: np.ndarray, radius_range: tuple[float, float],
-                 max_drift: float = 1.0) -> Track:
+                 drift: float = 1.0) -> Track:
     """Random start and end pose, interpolated: a random direction and speed, telling nothing, inside the frame.
-    The end point is at most `max_drift` (fraction of the frame) from the start along each axis."""
+
+    Each attribute ends at most `drift` of its range from where it starts: position along each axis (the frame),
+    size (the radius range, in log) and angle (a quarter turn either way). `drift=1` leaves them free."""
     def lerp(ends: np.ndarray) -> np.ndarray:
         return ends[0] + (ends[1] - ends[0]) * t
 
     def ends(low: float, high: float) -> np.ndarray:
         start = rng.uniform(low, high)
-        return np.array([start, rng.uniform(max(low, start - max_drift), min(high, start + max_drift))])
+        reach = drift * (high - low)
+        return np.array([start, rng.uniform(max(low, start - reach), min(high, start + reach))])
 
-    radius = lerp(np.exp(rng.uniform(*np.log(radius_range), size=2)))
+    radius = lerp(np.exp(ends(*np.log(radius_range))))
     margin = radius.max() + 0.05  # cv2 anti-aliasing fattens shapes by ~0.5 px: keep off the border
     x, y = lerp(ends(margin, 1 - margin)), lerp(ends(margin, 1 - margin))
-    angle = rng.uniform(0, 2 * np.pi) + rng.uniform(-np.pi / 2, np.pi / 2) * t
+    angle = rng.uniform(0, 2 * np.pi) + drift * rng.uniform(-np.pi / 2, np.pi / 2) * t
     return Track(x, y, radius, angle, np.ones_like(t))
 
 
@@ -272,13 +278,15 @@ def _draw(frames: np.ndarray, look: Look, colours: tuple[np.ndarray, np.ndarray]
 
 
 def make_video(dataset: str, label: int, rng: np.random.Generator, num_frames: int | None = None,
-               size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+               size: int = 64, times: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One clip of class `label`: frames uint8 [T, H, W, 3] RGB and the target's mask bool [T, H, W].
 
-    `num_frames` defaults to the dataset's (8, or 1 for images). Only `rng` decides the content.
+    `num_frames` defaults to the dataset's (8, or 1 for images), evenly spread over the clip's motion; `times`
+    (in [0, 1], one per frame) draws the same scene at other instants instead. Only `rng` decides the content.
     """
     spec = _spec(dataset)
-    num_frames = spec.num_frames if num_frames is None else num_frames
+    t = np.linspace(0.0, 1.0, spec.num_frames if num_frames is None else num_frames) if times is None else times
+    num_frames = len(t)
     if not 0 <= label < len(spec.classes):
         raise ValueError(f"{dataset} label must be in [0, {len(spec.classes)}), got {label}")
     if num_frames < spec.min_frames or (spec.max_frames is not None and num_frames > spec.max_frames):
@@ -286,7 +294,6 @@ def make_video(dataset: str, label: int, rng: np.random.Generator, num_frames: i
         raise ValueError(f"{dataset} clips need {allowed} frame(s), got num_frames={num_frames}")
     if size < 32:
         raise ValueError(f"size must be at least 32 pixels for the shapes to be recognisable, got {size}")
-    t = np.linspace(0.0, 1.0, num_frames)
     background = _background(rng, size)
     backdrop = background.mean(axis=(0, 1))
     frames = np.repeat(background[None], num_frames, axis=0)
@@ -322,11 +329,39 @@ def concatenate(*sets: VideoSet) -> VideoSet:
                                        ("frames", "masks", "labels")), sets[0].class_names)
 
 
+Renderer = Callable[[str, int, np.random.Generator, np.random.Generator, int, int], tuple[np.ndarray, np.ndarray]]
+"""Draws one clip from (dataset, label, the scene's rng, a second rng for the rest, frames, size) as `make_video`
+does, e.g. through a video file's path (`timesformer.augment.VideoPath`)."""
+
+
+def cached(key: str, build: Callable[[], VideoSet], folder: str | Path | None) -> VideoSet:
+    """The clips `build()` makes, kept in `folder/<key>/` as .npy files and memory-mapped when asked for again, so
+    that runs sharing their clips (every scheme of a recipe) generate them once; None: no cache. The first of
+    several processes asking at once builds them while the others wait on a lock."""
+    if folder is None:
+        return build()
+    place = Path(folder) / key
+    place.parent.mkdir(parents=True, exist_ok=True)
+    with open(place.parent / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (place / "meta.json").exists():
+            videos = build()
+            place.mkdir(exist_ok=True)
+            for name in ("frames", "masks", "labels"):
+                np.save(place / f"{name}.npy", getattr(videos, name))
+            (place / "meta.json").write_text(json.dumps({"dataset": videos.dataset, "class_names": videos.class_names}))
+    meta = json.loads((place / "meta.json").read_text())
+    arrays = {name: np.load(place / f"{name}.npy", mmap_mode="r") for name in ("frames", "masks", "labels")}
+    return VideoSet(meta["dataset"], arrays["frames"], arrays["masks"], np.asarray(arrays["labels"]),
+                    meta["class_names"])
+
+
 def generate(dataset: str, n: int, seed: int, num_frames: int | None = None, size: int = 64,
-             classes: Sequence[str] | None = None) -> VideoSet:
+             classes: Sequence[str] | None = None, render: Renderer | None = None) -> VideoSet:
     """`n` clips, labels cycling through the classes (balanced), or through `classes` alone (names; labels keep
     the dataset's numbering). Clip i depends only on (dataset, seed, i, its label), so the same seed gives
-    identical bytes and a larger `n` extends a smaller one."""
+    identical bytes and a larger `n` extends a smaller one. `render` draws each clip instead of `make_video`; the
+    scene is the same, its second rng is seeded from (dataset, seed, i) too."""
     spec = _spec(dataset)
     if n < 0 or seed < 0:
         raise ValueError(f"n and seed must be non-negative, got n={n}, seed={seed}")
@@ -340,7 +375,11 @@ def generate(dataset: str, n: int, seed: int, num_frames: int | None = None, siz
     stream = zlib.crc32(dataset.encode())  # a stable id, unlike hash(): datasets with one seed still differ
     for i, label in enumerate(labels):
         rng = np.random.default_rng([stream, seed, i])
-        frames[i], masks[i] = make_video(dataset, int(label), rng, num_frames, size)
+        if render is None:
+            frames[i], masks[i] = make_video(dataset, int(label), rng, num_frames, size)
+        else:
+            frames[i], masks[i] = render(dataset, int(label), rng, np.random.default_rng([stream, seed, i, 1]),
+                                         num_frames, size)
     return VideoSet(dataset, frames, masks, labels, list(spec.classes))
 
 
@@ -354,8 +393,14 @@ def to_clip_tensor(frames: np.ndarray, mean: Sequence[float] = (0.45,) * 3,
     return x.movedim(-1, -4).contiguous()
 
 
-def write_mp4(frames: np.ndarray, path: str | Path, fps: int = 8) -> Path:
-    """Write uint8 [T, H, W, 3] RGB as H.264 (MPEG-4 part 2 if this PyAV lacks libx264), yuv420p."""
+_X264_DETERMINISTIC = {"x264-params": "asm=avx2"} if torch.backends.cpu.get_cpu_capability() == "AVX512" else {}
+"""x264's AVX-512 code reads memory it never wrote: one clip encoded twice came out different (measured, at sides
+that are not multiples of 128 px). Where the CPU has AVX-512 it also has AVX2, whose code is deterministic."""
+
+
+def write_mp4(frames: np.ndarray, target: str | Path | BinaryIO, fps: int = 8, crf: int = 18) -> str | Path | BinaryIO:
+    """Write uint8 [T, H, W, 3] RGB as H.264 at quality `crf` (MPEG-4 part 2 if this PyAV lacks libx264), yuv420p,
+    to a path or a binary file object; returns `target` (a path as a Path)."""
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
         raise ValueError(f"expected uint8 frames [T>0, H, W, 3], got {frames.dtype} {frames.shape}")
@@ -363,18 +408,18 @@ def write_mp4(frames: np.ndarray, path: str | Path, fps: int = 8) -> Path:
     if height % 2 or width % 2:
         raise ValueError(f"yuv420p video needs an even height and width, got {height}x{width}")
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    path = Path(path)
-    with av.open(str(path), "w") as container:
+    target = Path(target) if isinstance(target, str | Path) else target
+    with av.open(str(target) if isinstance(target, Path) else target, "w", format="mp4") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if codec == "libx264":
-            stream.options = {"crf": "18"}
+            stream.options = {"crf": str(crf), **_X264_DETERMINISTIC}
         else:
             stream.bit_rate = 8_000_000
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
-    return path
+    return target
 
 
 def write_samples(folder: str | Path, per_class: int = 1, seed: int = 0, num_frames: int = 16, size: int = 224,
