@@ -16,7 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP
 
 import streamlit as st  # noqa: E402
 
-from pages.session import sidebar  # noqa: E402
+from ui.session import sidebar  # noqa: E402
 
 st.set_page_config(page_title="TimeSformer Explorer", page_icon="🎞️", layout="wide")
 

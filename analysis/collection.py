@@ -1,4 +1,4 @@
-"""A batch output folder (`python -m timesformer batch ... --what features`) as a t-SNE map of its videos.
+"""A batch output folder (`python -m analysis batch ... --what features`) as a t-SNE map of its videos.
 
 The app opens a folder by its path, so everything that can be wrong with one (no such path, not a batch output,
 written without features, too few videos analysed yet) is a `CollectionError` whose message the app shows as is.
@@ -8,7 +8,6 @@ collection is embedded through a seeded random subsample of `MAX_POINTS` videos,
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -16,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.batch_files import BatchError, finished_shards, load_output, read_manifest
 from analysis.embeddings import TSNE_MIN_POINTS, Separability, separability, tsne
-from timesformer.batch import MANIFEST_FORMAT, finished_shards, load_output
 
 MAX_POINTS = 5000
 COLOURINGS = {"label": "true label", "prediction": "predicted class"}
@@ -84,10 +83,10 @@ def _folder(path: str | Path) -> Path:
     if not folder.exists():
         raise CollectionError(f"{folder} does not exist")
     if not folder.is_dir():
-        raise CollectionError(f"{folder} is a file: give the folder that `python -m timesformer batch` wrote (--out)")
+        raise CollectionError(f"{folder} is a file: give the folder that `python -m analysis batch` wrote (--out)")
     if not (folder / "manifest.json").is_file():
         raise CollectionError(f"{folder} is not a batch output folder (no manifest.json): write one with "
-                              f"`python -m timesformer batch VIDEOS --out {folder} --what predictions,features`")
+                              f"`python -m analysis batch VIDEOS --out {folder} --what predictions,features`")
     return folder
 
 
@@ -105,11 +104,9 @@ def load_collection(path: str | Path, max_points: int = MAX_POINTS, seed: int = 
     random subsample, in input order)."""
     folder = _folder(path)
     try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-    except (OSError, ValueError) as error:
-        raise CollectionError(f"{folder}/manifest.json is unreadable: {error}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise CollectionError(f"{folder}/manifest.json is not the manifest of a batch output ({MANIFEST_FORMAT})")
+        manifest = read_manifest(folder)
+    except BatchError as error:
+        raise CollectionError(str(error)) from None
     if "features" not in manifest["what"]:
         raise CollectionError(f"{folder} was written without features (--what {','.join(manifest['what'])}): "
                               "run the batch again into a new folder with --what predictions,features")

@@ -1,4 +1,4 @@
-"""The ray engine of `timesformer.batch`: the same per-video function, run by Ray Data on a cluster or here.
+"""The ray engine of `analysis.batch`: the same per-video function, run by Ray Data on a cluster or here.
 
 The video list becomes a Ray dataset; `map_batches` with a callable class gives each worker an actor that
 loads the model once and then analyses the small batches of videos it is handed (`VideoAnalyzer`, as the
@@ -19,10 +19,11 @@ import pyarrow as pa
 import ray
 import ray.data
 
-import analysis as analysis_package
+import analysis
 import timesformer
 
-from .batch import Analysis, BatchError, Video, VideoAnalyzer, rows_table
+from .batch import BatchJob, VideoAnalyzer
+from .batch_files import BatchError, InputVideo, rows_table
 
 VIDEOS_PER_TASK = 4
 """Videos per actor call: small, so that work spreads evenly and rows stream back while the job runs."""
@@ -31,12 +32,12 @@ VIDEOS_PER_TASK = 4
 class _Worker:
     """A Ray Data actor: the model is loaded once per worker process."""
 
-    def __init__(self, analysis: Analysis, check: bool, readers: int) -> None:
-        self.analyzer = VideoAnalyzer(analysis, check)
+    def __init__(self, job: BatchJob, check: bool, readers: int) -> None:
+        self.analyzer = VideoAnalyzer(job, check)
         self.readers = readers
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
-        videos = [Video(int(i), str(p), str(label) or None)  # "" stands for no label, see `analyze`
+        videos = [InputVideo(int(i), str(p), str(label) or None)  # "" stands for no label, see `analyze`
                   for i, p, label in zip(batch["index"], batch["path"], batch["label"])]
         return rows_table(self.analyzer.analyze(videos, self.readers))
 
@@ -50,15 +51,15 @@ def connect(address: str | None) -> None:
         if address is None:
             ray.init(include_dashboard=False)
         else:
-            modules = [str(Path(m.__file__).parent) for m in (timesformer, analysis_package)]
+            modules = [str(Path(m.__file__).parent) for m in (timesformer, analysis)]
             ray.init(address=address, runtime_env={"py_modules": modules})
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise BatchError(f"cannot start or reach Ray at {address or 'this machine'}: {error}") from None
 
 
 def analyze(
-    videos: list[Video],
-    analysis: Analysis,
+    videos: list[InputVideo],
+    job: BatchJob,
     check: bool = True,
     address: str | None = None,
     readers: int = 1,
@@ -72,7 +73,7 @@ def analyze(
     dataset = ray.data.from_items(items, override_num_blocks=max(1, -(-len(items) // VIDEOS_PER_TASK)))
     rows = dataset.map_batches(
         _Worker,
-        fn_constructor_kwargs={"analysis": analysis, "check": check, "readers": readers},
+        fn_constructor_kwargs={"job": job, "check": check, "readers": readers},
         batch_size=VIDEOS_PER_TASK,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=workers),

@@ -1,6 +1,6 @@
 """The app's speed as a person meets it, measured in a real browser (Debian Chromium driven by Playwright).
 
-Run: python bench/app.py [--rounds 3]
+Run: python -m bench.app [--rounds 3]
 
 - first heatmap: from launching `streamlit run app.py` to the rollout overlay of the default clip drawn in the
   browser, the browser opening /attention-rollout as soon as the server answers (target: 15 s on 2 cores);
@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from playwright.sync_api import sync_playwright
 
-from playwright.sync_api import sync_playwright  # noqa: E402
-
-from streamlit_server import READY, launch_chromium, streamlit_server  # noqa: E402
+from bench.browser import READY, launch_chromium, streamlit_server
 
 PAGES = {"": "TimeSformer Explorer", "video": "Video", "compare-schemes": "Compare schemes",
          "attention-rollout": "Attention rollout", "embeddings": "Embeddings", "ablations": "Ablations"}

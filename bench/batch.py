@@ -1,7 +1,7 @@
-"""Throughput of `python -m timesformer batch`: videos per second of the local and ray engines on this machine,
+"""Throughput of `python -m analysis batch`: videos per second of the local and ray engines on this machine,
 and the cost of one video split into check / decode / forward / rollout.
 
-Run: python bench/batch.py [--videos 120] [--checked-videos 40] [--preset demo] [--checkpoint PATH] [--skip-ray]
+Run: python -m bench.batch [--videos 120] [--checked-videos 40] [--preset demo] [--checkpoint PATH] [--skip-ray]
 
 Videos are generated clips written as H.264 (`--frames` x `--size`); the model is a random TimeSformer of
 `--preset` (or `--checkpoint`); every run computes predictions, features and rollout. Stage costs are times
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -25,14 +24,14 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from analysis.batch import BatchJob, VideoAnalyzer
+from analysis.batch_files import WHATS, InputVideo, list_videos
+from timesformer.checkpoints import OFFICIAL_NORMALIZATION, LoadedModel, save_checkpoint
+from timesformer.datasets import generate, write_mp4
+from timesformer.model import TimeSformer, preset
+from timesformer.video import check_in_subprocess
 
-from analysis.datasets import generate, write_mp4  # noqa: E402
-from timesformer.batch import WHATS, Analysis, Video, VideoAnalyzer, list_videos  # noqa: E402
-from timesformer.checkpoints import OFFICIAL_NORMALIZATION, LoadedModel, save_checkpoint  # noqa: E402
-from timesformer.model import TimeSformer, preset  # noqa: E402
-from timesformer.video import check_in_subprocess  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_collection(folder: Path, count: int, frames: int, size: int, preset_name: str) -> tuple[Path, Path]:
@@ -48,7 +47,7 @@ def make_collection(folder: Path, count: int, frames: int, size: int, preset_nam
     return checkpoint, videos
 
 
-def stage_costs(analyzer: VideoAnalyzer, videos: list[Video]) -> dict[str, float]:
+def stage_costs(analyzer: VideoAnalyzer, videos: list[InputVideo]) -> dict[str, float]:
     """Median seconds per video of each stage, one video at a time, torch on one thread."""
     times: dict[str, list[float]] = {"check (child process)": [], "decode + preprocess": [], "forward": [], "rollout": []}
 
@@ -70,14 +69,14 @@ def stage_costs(analyzer: VideoAnalyzer, videos: list[Video]) -> dict[str, float
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def seconds(engine: Callable[[list[Video]], Iterator[dict]], videos: list[Video]) -> float:
+def seconds(engine: Callable[[list[InputVideo]], Iterator[dict]], videos: list[InputVideo]) -> float:
     start = time.perf_counter()
     count = sum(1 for _ in engine(videos))
     assert count == len(videos), f"{count} rows for {len(videos)} videos"
     return time.perf_counter() - start
 
 
-def rates(engine: Callable[[list[Video]], Iterator[dict]], videos: list[Video]) -> str:
+def rates(engine: Callable[[list[InputVideo]], Iterator[dict]], videos: list[InputVideo]) -> str:
     """Videos/s of a whole run, and of its second half once start-up is paid."""
     n, half = len(videos), len(videos) // 2
     whole, first = seconds(engine, videos), seconds(engine, videos[:half])
@@ -98,9 +97,9 @@ def main() -> None:
     cpus = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint, folder = make_collection(Path(tmp), args.videos, args.frames, args.size, args.preset)
-        analysis = Analysis(args.checkpoint or str(checkpoint), WHATS)
+        job = BatchJob(args.checkpoint or str(checkpoint), WHATS)
         videos = list_videos(folder)
-        analyzer = VideoAnalyzer(analysis, check=False)
+        analyzer = VideoAnalyzer(job, check=False)
         config = analyzer.loaded.config
         print(f"{args.videos} videos of {args.frames} frames at {args.size}x{args.size}; model {config.scheme} "
               f"{config.num_frames}x{config.image_size}, dim {config.embed_dim}, depth {config.depth}; {cpus} CPUs; "
@@ -111,7 +110,7 @@ def main() -> None:
             print(f"  {name:24s} {cost * 1e3:8.1f}")
         print(f"  {'total, checked':24s} {sum(costs.values()) * 1e3:8.1f}")
 
-        local = {check: (lambda part, check=check: VideoAnalyzer(analysis, check).analyze(part, readers=cpus))
+        local = {check: (lambda part, check=check: VideoAnalyzer(job, check).analyze(part, readers=cpus))
                  for check in (False, True)}
         checked = videos[: args.checked_videos]
         print(f"engines, videos/s over {len(videos)} videos (check off) and {len(checked)} (check on):")
@@ -121,13 +120,13 @@ def main() -> None:
             return
         import ray
 
-        from timesformer import ray_engine
+        from analysis import ray_engine
 
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         start = time.perf_counter()
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
         print(f"  (ray.init: {time.perf_counter() - start:.1f} s, not counted)")
-        on_ray = {check: (lambda part, check=check: ray_engine.analyze(part, analysis, check)) for check in (False, True)}
+        on_ray = {check: (lambda part, check=check: ray_engine.analyze(part, job, check)) for check in (False, True)}
         print(f"  ray {cpus} actors, check off {rates(on_ray[False], videos)}")
         print(f"  ray {cpus} actors, check on  all {len(checked) / seconds(on_ray[True], checked):6.2f}")
         ray.shutdown()

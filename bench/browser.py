@@ -1,4 +1,4 @@
-"""A real `streamlit run app.py` on a free port and a headless Debian Chromium, for the browser tests and bench/app.py.
+"""A real `streamlit run app.py` on a free port and a headless Debian Chromium: the browser tests and bench/app.py drive it.
 
 Readiness follows Streamlit's own end-to-end tests: the server answers `/_stcore/health` with `ok`, then the
 page's app element reports `data-test-script-state=notRunning` and no skeleton placeholder is left.

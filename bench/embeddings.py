@@ -1,6 +1,6 @@
 """Time to embed generated videos and map them with t-SNE (the paper's Fig. 8), and how well they separate.
 
-Run: python bench/embeddings.py [--n 500] [--scheme divided_space_time] [--dataset motion]
+Run: python -m bench.embeddings [--n 500] [--scheme divided_space_time] [--dataset motion]
 
 Uses the shipped demo model for the scheme and dataset; when there is none, a randomly initialised model of the
 "demo" preset, and says so (the timings hold, the separability numbers then mean nothing). Target: features and
@@ -11,19 +11,20 @@ The seed should be one the model was not trained on.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from analysis.datasets import class_names, generate  # noqa: E402
-from analysis.embeddings import clip_features, frame_averaged_features, separability, tsne  # noqa: E402
-from timesformer import TimeSformer, preset  # noqa: E402
-from timesformer.checkpoints import OFFICIAL_NORMALIZATION, LoadedModel, load_checkpoint  # noqa: E402
-from timesformer.demo import DemoMissing, demo_checkpoint  # noqa: E402
+from analysis.embeddings import (
+    clip_features,
+    frame_averaged_features,
+    separability,
+    tsne,
+)
+from timesformer import TimeSformer, preset
+from timesformer.checkpoints import OFFICIAL_NORMALIZATION, LoadedModel, load_checkpoint
+from timesformer.datasets import class_names, generate
+from timesformer.demo import DemoMissing, demo_checkpoint
 
 TARGET_S = 120.0
 

@@ -1,6 +1,6 @@
 """Forward-pass speed of our TimeSformer beside Hugging Face transformers, on the same weights and input.
 
-Run: python bench/forward.py [--preset base] [--rounds 5]
+Run: python -m bench.forward [--preset base] [--rounds 5]
 
 Every contender runs once per round, rounds interleaved, so that load from other processes hits all of them
 alike; the best time of each is reported (the least disturbed by other processes on a shared machine) and the
@@ -12,22 +12,17 @@ in the same rounds.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Callable
 
 import torch
+from transformers import TimesformerForVideoClassification
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from transformers import TimesformerForVideoClassification  # noqa: E402
-
-from timesformer import TimeSformer, preset  # noqa: E402
-from timesformer.checkpoints import load_checkpoint  # noqa: E402
-from timesformer.cost import count_macs  # noqa: E402
-from timesformer.runtime import fast_bf16_available, inference_copy  # noqa: E402
+from timesformer import TimeSformer, preset
+from timesformer.checkpoints import load_checkpoint
+from timesformer.cost import count_macs
+from timesformer.runtime import fast_bf16_available, inference_copy
 
 BF16_TOLERANCE = 0.1
 """Largest |logit difference| accepted between the bf16 path and fp32 (bf16 keeps 8 mantissa bits)."""

@@ -1,6 +1,6 @@
 """Cost of attention rollout beside a plain forward pass, and its peak memory at TimeSformer-HR size.
 
-Run: python bench/rollout.py [--rounds 3] [--skip-hr]
+Run: python -m bench.rollout [--rounds 3] [--skip-hr]
 
 Base 8x224: times of a plain forward, of the forward that keeps head-fused maps, and of the rollout
 propagation itself, interleaved over rounds (median). HR 16x448: peak resident memory of a child process that
@@ -19,11 +19,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from analysis.rollout import RolloutSettings, fused_attention, roll_out, rollout
+from timesformer import TimeSformer, preset
 
-from analysis.rollout import RolloutSettings, fused_attention, roll_out, rollout  # noqa: E402
-from timesformer import TimeSformer, preset  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def hr_peak_memory() -> None:

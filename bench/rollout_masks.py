@@ -1,6 +1,6 @@
 """Does rollout look at the object? Mass-in-mask ratio and pointing game of every shipped demo model.
 
-Run: python bench/rollout_masks.py [--clips 200] [--seed 2024]
+Run: python -m bench.rollout_masks [--clips 200] [--seed 2024]
 
 On held-out generated `motion` clips (a seed no model trained on), for each scheme's demo model: the share of
 rollout relevance on the moving object divided by the object's share of the clip (1 = chance), and the share of
@@ -10,17 +10,13 @@ clips whose most relevant patch touches the object; the naive last-layer CLS att
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from analysis.datasets import generate  # noqa: E402
-from analysis.faithfulness import EXPLAINERS, evaluate  # noqa: E402
-from timesformer import SCHEMES  # noqa: E402
-from timesformer.checkpoints import load_checkpoint  # noqa: E402
-from timesformer.demo import demo_checkpoint  # noqa: E402
+from analysis.faithfulness import EXPLAINERS, evaluate
+from timesformer import SCHEMES
+from timesformer.checkpoints import load_checkpoint
+from timesformer.datasets import generate
+from timesformer.demo import demo_checkpoint
 
 
 def main() -> None:

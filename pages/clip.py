@@ -8,10 +8,15 @@ import streamlit as st
 from analysis.figures import frame_figure, prediction_figure, upscale
 from timesformer.cost import MemoryBudgetError, count_macs
 from timesformer.info import model_facts
-
-from pages.analyses import predictions
-from pages.session import DATASET_NOTES, clip_key, current_clip, current_model, scheme_title
-from pages.ui import chart
+from ui.cached import predictions
+from ui.session import (
+    DATASET_NOTES,
+    clip_key,
+    current_clip,
+    current_model,
+    scheme_title,
+)
+from ui.widgets import chart
 
 model = current_model()
 video, clip = current_clip(model)

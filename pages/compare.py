@@ -13,26 +13,17 @@ from timesformer.checkpoints import CheckpointError
 from timesformer.cost import MemoryBudgetError, comparisons_per_patch, count_macs
 from timesformer.demo import DemoMissing
 from timesformer.schemes import scheme_block
-
-from pages.analyses import centre, column_view, predictions
-from pages.session import (
-    DEMO_DATASETS, SCHEME_NAMES, clip_key, current_video, demo_model, read_video, sidebar_model,
+from ui.cached import centre, column_view, predictions
+from ui.session import (
+    DEMO_DATASETS,
+    clip_key,
+    current_video,
+    demo_model,
+    read_video,
+    sidebar_model,
 )
-from pages.ui import clickable_chart, query_controls
+from ui.widgets import clickable_chart, query_controls
 
-EXPLANATIONS = {
-    "space_only": "Each frame is its own sequence: a patch attends to the patches of its frame and to that frame's "
-    "copy of CLS. Frames never exchange information; the clip's CLS is the mean of the frames' CLS tokens.",
-    "joint_space_time": "One attention over all patches of all frames and CLS: every pair is compared, so the cost "
-    "grows with the square of the clip. CLS is one token that attends to everything.",
-    "divided_space_time": "Time first: a patch attends to the patches at its position in every frame (CLS left "
-    "out). Then space: to the patches of its frame and a per-frame copy of CLS; the copies' updates are averaged.",
-    "sparse_local_global": "Local: a patch attends to its quarter of the frame in every frame (CLS left out). "
-    "Global: then to the patches that share its parity in time, row and column (stride 2) and a copy of CLS per "
-    "group, averaged. Our reading of one sentence in the paper; no code was released.",
-    "axial": "Time, then along the row, then along the column, each with its own weights. CLS joins the last step "
-    "only, one copy per column and frame, averaged. Our reading of the paper; no code was released.",
-}
 FRAMES_PER_ROW = {1: 8, 2: 4, 3: 4, 4: 2, 5: 2}
 
 chosen_model = sidebar_model()
@@ -84,7 +75,7 @@ size = 128 if len(chosen) > 3 else 192  # px per frame: about what a column show
 for column, scheme in zip(st.columns(len(chosen), gap="medium"), chosen):
     with column:
         st.markdown(f"### {scheme_block(scheme).paper_name}")
-        st.caption(SCHEME_NAMES[scheme])
+        st.caption(scheme_block(scheme).title)
         if scheme in missing:
             st.warning(missing[scheme])
             continue
@@ -116,7 +107,7 @@ for column, scheme in zip(st.columns(len(chosen), gap="medium"), chosen):
             f"**{s.name.replace('_', '-')}**: {s.keys} keys, {s.elsewhere:.0%} to other frames"
             + (f", CLS {s.cls_weight:.0%}" if s.cls else "") for s in stages
         ), unsafe_allow_html=True)
-        st.caption(EXPLANATIONS[scheme])
+        st.caption(scheme_block(scheme).summary)
 
 st.caption(
     f"Query: frame {query.t}, row {query.row}, column {query.col}; block {layer} of {depth}, heads: "

@@ -7,7 +7,14 @@ import pandas as pd
 import streamlit as st
 
 from analysis import paper
-from analysis.figures import STAGE_COLOURS, StageMap, grid_figure, hex_colour, query_images, upscale
+from analysis.figures import (
+    STAGE_COLOURS,
+    StageMap,
+    grid_figure,
+    hex_colour,
+    query_images,
+    upscale,
+)
 from analysis.query import Query, query_pattern
 from analysis.samples import samples
 from timesformer import SCHEMES, preset
@@ -16,9 +23,8 @@ from timesformer.info import scheme_facts
 from timesformer.layout import Grid
 from timesformer.schemes import scheme_block
 from timesformer.video import load_clip
-
-from pages.session import scheme_title
-from pages.ui import chart
+from ui.session import scheme_title
+from ui.widgets import chart
 
 PATTERN_GRID = Grid(4, 8, 8)
 PATTERN_QUERY = Query(1, 2, 5)

@@ -10,13 +10,19 @@ import numpy as np
 import streamlit as st
 
 from analysis.exports import COLORMAPS, gif, mp4, strip_png
-from analysis.figures import colour_bar, frame_figure, grid_figure, heat_images, temporal_figure, upscale
+from analysis.figures import (
+    colour_bar,
+    frame_figure,
+    grid_figure,
+    heat_images,
+    temporal_figure,
+    upscale,
+)
 from analysis.rollout import RolloutSettings
 from timesformer.cost import MemoryBudgetError
-
-from pages.analyses import METHODS, centre, head_maps, predictions, query_weights, relevance
-from pages.session import clip_key, current_clip, current_model, scheme_title
-from pages.ui import chart, clickable_chart, query_controls
+from ui.cached import METHODS, centre, head_maps, predictions, query_weights, relevance
+from ui.session import clip_key, current_clip, current_model, scheme_title
+from ui.widgets import chart, clickable_chart, query_controls
 
 model = current_model()
 video, clip = current_clip(model)

@@ -19,9 +19,7 @@ from analysis.figures import comparison_figure, cost_figure
 from timesformer import SCHEMES, preset
 from timesformer.cost import GIB, count_macs, estimate_peak_bytes
 from timesformer.schemes import scheme_block
-
-from pages.session import SCHEME_NAMES
-from pages.ui import chart
+from ui.widgets import chart
 
 PAPER_COLUMNS = {"K400": "K400, paper", "SSv2": "SSv2, paper"}
 ONE_DECIMAL = {name: st.column_config.NumberColumn(format="%.1f") for name in
@@ -220,7 +218,7 @@ def figure3_section() -> None:
         (left, "image_size", paper.FIGURE3_RESOLUTIONS, "spatial crop (px), 8 frames"),
         (right, "num_frames", paper.FIGURE3_FRAMES, "frames, 224 px"),
     ):
-        configs = {SCHEME_NAMES[s]: [preset("base", scheme=s, **{axis: v}) for v in values]
+        configs = {scheme_block(s).title: [preset("base", scheme=s, **{axis: v}) for v in values]
                    for s in ("joint_space_time", "divided_space_time")}
         with column:
             st.markdown(f"**TFLOPs per view vs {title}**")
@@ -236,7 +234,7 @@ def figure3_section() -> None:
     if checked:
         pairs = checked["counter_check_8x224"]
         check = " At 8×224², analytic vs torch's FLOP counter: " + "; ".join(
-            f"{SCHEME_NAMES[s]} {v['analytic'] / 1e9:.2f} vs {v['counter'] / 1e9:.2f} GMACs" for s, v in pairs.items())
+            f"{scheme_block(s).title} {v['analytic'] / 1e9:.2f} vs {v['counter'] / 1e9:.2f} GMACs" for s, v in pairs.items())
     st.caption(
         f"ViT-B, patch 16. Memory: weights, SGD momentum, activations kept for backward and every block's attention "
         f"matrices, for {batch} clip(s) per GPU (`timesformer.cost.memory_breakdown`); ✕ marks points over the "
@@ -261,7 +259,7 @@ def live_section() -> None:
         with tempfile.TemporaryDirectory() as work:
             runner = ablations.Runner(budget, (0,), Path(work))
             for index, scheme in enumerate(SCHEMES):
-                progress.progress(index / len(SCHEMES), text=f"Training {SCHEME_NAMES[scheme]} "
+                progress.progress(index / len(SCHEMES), text=f"Training {scheme_block(scheme).title} "
                                   f"({index + 1}/{len(SCHEMES)})…")
                 cell = runner.cell(scheme=scheme)
                 rows.append({"scheme": scheme_block(scheme).paper_name, "accuracy (%)": mean(cell),

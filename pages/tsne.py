@@ -5,28 +5,44 @@ space-time, space-only and the image model they started from; here too: the ship
 ViT trained on single generated frames, from which every demo video model was inflated) sees each frame
 alone, and its features are averaged over the frames, so it knows appearance but not motion.
 
-The other source is a batch output folder (`python -m timesformer batch ... --what features`), opened by its
+The other source is a batch output folder (`python -m analysis batch ... --what features`), opened by its
 path on this machine: the map of a whole collection, from the features the batch stored.
 """
 
 import numpy as np
 import streamlit as st
 
-from analysis.collection import CollectionError, CollectionMap, embed_collection, load_collection, output_state
-from analysis.datasets import class_names, generate
+from analysis.collection import (
+    CollectionError,
+    CollectionMap,
+    embed_collection,
+    load_collection,
+    output_state,
+)
 from analysis.embeddings import (
-    Separability, cached_features, clip_features, frame_averaged_features, separability, tsne,
+    Separability,
+    cached_features,
+    clip_features,
+    frame_averaged_features,
+    separability,
+    tsne,
 )
 from analysis.figures import class_colour, frame_figure, tsne_figure, upscale
 from timesformer import SCHEMES
 from timesformer.checkpoints import CheckpointError
+from timesformer.datasets import class_names, generate
 from timesformer.demo import DemoMissing
 from timesformer.schemes import scheme_block
-
-from pages.session import (
-    DEMO_DATASETS, SCHEME_NAMES, Model, clip_key, current_video, demo_model, read_video, sidebar_model,
+from ui.session import (
+    DEMO_DATASETS,
+    Model,
+    clip_key,
+    current_video,
+    demo_model,
+    read_video,
+    sidebar_model,
 )
-from pages.ui import chart
+from ui.widgets import chart
 
 IMAGE_MODEL = "image_model"
 CHOICES = [*SCHEMES, IMAGE_MODEL]
@@ -39,7 +55,7 @@ def choice_title(choice: str) -> str:
 def choice_note(choice: str) -> str:
     if choice == IMAGE_MODEL:
         return "the ViT the video models start from, frame by frame"
-    return SCHEME_NAMES[choice]
+    return scheme_block(choice).title
 
 
 def choice_model(choice: str, dataset: str) -> Model:
@@ -94,7 +110,7 @@ def show_batch_output() -> None:
     """The t-SNE map of a batch output folder typed in by path, or what is wrong with that path."""
     top = st.columns([4, 1])
     folder = top[0].text_input("Batch output folder", key="embed_folder", placeholder="/path/to/runs/val",
-                               help="The --out of `python -m timesformer batch VIDEOS --out DIR --what "
+                               help="The --out of `python -m analysis batch VIDEOS --out DIR --what "
                                "predictions,features`, on the machine that runs this app.").strip()
     perplexity = top[1].slider("Perplexity", 5, 50, 30, key="embed_batch_perplexity")
     if not folder:

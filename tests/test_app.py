@@ -16,12 +16,11 @@ from streamlit.testing.v1 import AppTest
 import analysis.ablations as ablations
 import analysis.embeddings
 import timesformer.demo
-from analysis.datasets import class_names
 from analysis.samples import samples
-from pages.session import save_upload
-from test_embeddings import write_batch_output
 from timesformer import SCHEMES, TimeSformer, preset
 from timesformer.checkpoints import LoadedModel, save_checkpoint
+from timesformer.datasets import class_names
+from ui.session import save_upload
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -161,7 +160,7 @@ def test_embeddings_page_measures_separability(demo_dir):
     assert not any(t["name"] == "your clip" for f in charts(app) for t in f["data"])
 
 
-def test_embeddings_page_opens_a_batch_output_folder(demo_dir, tmp_path):
+def test_embeddings_page_opens_a_batch_output_folder(demo_dir, tmp_path, write_batch_output):
     out = write_batch_output(tmp_path, demo_dir / "divided_space_time_motion.safetensors", 6, ["a", "b"], broken=1)
     app = start()
     app.switch_page("pages/tsne.py")

@@ -12,11 +12,17 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.datasets import generate, write_mp4
+from analysis.batch import BatchJob, run_batch
+from analysis.batch_files import BatchError, BatchOutput, list_videos, load_output
+from analysis.cli import main
 from analysis.rollout import rollout
-from timesformer.__main__ import main
-from timesformer.batch import Analysis, BatchError, BatchOutput, list_videos, load_output, run_batch
-from timesformer.checkpoints import OFFICIAL_NORMALIZATION, LoadedModel, load_checkpoint, save_checkpoint
+from timesformer.checkpoints import (
+    OFFICIAL_NORMALIZATION,
+    LoadedModel,
+    load_checkpoint,
+    save_checkpoint,
+)
+from timesformer.datasets import generate, write_mp4
 from timesformer.inference import read_clip
 from timesformer.model import TimeSformer, preset
 
@@ -44,12 +50,12 @@ def collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def analysis(collection: Path) -> Analysis:
-    return Analysis(str(collection / "model.safetensors"), ("predictions", "features", "rollout"), top_k=3)
+def analysis(collection: Path) -> BatchJob:
+    return BatchJob(str(collection / "model.safetensors"), ("predictions", "features", "rollout"), top_k=3)
 
 
 @pytest.fixture(scope="module")
-def local_output(collection: Path, analysis: Analysis) -> Path:
+def local_output(collection: Path, analysis: BatchJob) -> Path:
     """One uninterrupted local run, the reference the other runs are compared with."""
     out = collection / "local"
     summary = run_batch(collection / "videos", out, analysis, shard_size=SHARD, check=False)
@@ -120,7 +126,7 @@ def test_rows_are_what_the_model_computes(collection: Path, local_output: Path) 
     assert output.features().shape == (GOOD, config.embed_dim)
 
 
-def test_interrupted_run_resumes_to_the_same_output(collection: Path, analysis: Analysis, local_output: Path) -> None:
+def test_interrupted_run_resumes_to_the_same_output(collection: Path, analysis: BatchJob, local_output: Path) -> None:
     out = collection / "interrupted"
     first = run_batch(collection / "videos", out, analysis, shard_size=SHARD, check=False, stop_after=2)
     assert (first.written, first.skipped) == (2, 0)
@@ -139,17 +145,17 @@ def test_interrupted_run_resumes_to_the_same_output(collection: Path, analysis: 
     assert again.written == 0 and {p: p.stat().st_mtime_ns for p in out.glob("*/shard-*")} == stamps
 
 
-def test_a_rerun_with_other_settings_is_refused(collection: Path, analysis: Analysis, local_output: Path) -> None:
-    other = Analysis(analysis.checkpoint, analysis.what, top_k=2)
+def test_a_rerun_with_other_settings_is_refused(collection: Path, analysis: BatchJob, local_output: Path) -> None:
+    other = BatchJob(analysis.checkpoint, analysis.what, top_k=2)
     with pytest.raises(BatchError, match="other top_k"):
         run_batch(collection / "videos", local_output, other, shard_size=SHARD, check=False)
     with pytest.raises(BatchError, match="other shard_size"):
         run_batch(collection / "videos", local_output, analysis, shard_size=SHARD + 1, check=False)
 
 
-def test_checked_opening_turns_corrupt_files_into_error_rows(collection: Path, analysis: Analysis, tmp_path: Path) -> None:
+def test_checked_opening_turns_corrupt_files_into_error_rows(collection: Path, analysis: BatchJob, tmp_path: Path) -> None:
     (tmp_path / "list.csv").write_text(f"path,label\n{collection}/videos/clip03.mp4,a\n{collection}/videos/half.mp4,b\n")
-    run_batch(tmp_path / "list.csv", tmp_path / "out", Analysis(analysis.checkpoint, ("predictions",)), check=True)
+    run_batch(tmp_path / "list.csv", tmp_path / "out", BatchJob(analysis.checkpoint, ("predictions",)), check=True)
     output = load_output(tmp_path / "out")
     assert output.results["label"].tolist() == ["a"] and "feature" not in output.results and not output.rollout
     assert output.errors[["index", "label", "error"]].values.tolist() == [[1, "b", "NotAVideo"]]
@@ -180,7 +186,7 @@ def local_ray():
         ray.shutdown()
 
 
-def test_ray_engine_writes_what_the_local_engine_writes(collection: Path, analysis: Analysis, local_output: Path,
+def test_ray_engine_writes_what_the_local_engine_writes(collection: Path, analysis: BatchJob, local_output: Path,
                                                         local_ray) -> None:
     out = collection / "ray"
     summary = run_batch(collection / "videos", out, analysis, engine="ray", shard_size=SHARD, check=False)

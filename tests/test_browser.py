@@ -10,7 +10,15 @@ import urllib.request
 
 import pytest
 
-from streamlit_server import CHROMIUM, ROOT, healthy, launch_chromium, screenshot, streamlit_server, wait_ready
+from bench.browser import (
+    CHROMIUM,
+    ROOT,
+    healthy,
+    launch_chromium,
+    screenshot,
+    streamlit_server,
+    wait_ready,
+)
 from timesformer import SCHEMES
 from timesformer.demo import DEMO_DIR
 

@@ -11,8 +11,14 @@ import torch
 from threadpoolctl import threadpool_info
 
 import analysis.embeddings
-from analysis.collection import CollectionError, embed_collection, load_collection, output_state
-from analysis.datasets import generate, to_clip_tensor, write_mp4
+from analysis.batch import BatchJob, run_batch
+from analysis.batch_files import checkpoint_digest
+from analysis.collection import (
+    CollectionError,
+    embed_collection,
+    load_collection,
+    output_state,
+)
 from analysis.embeddings import (
     cached_features,
     clip_features,
@@ -24,8 +30,8 @@ from analysis.embeddings import (
     tsne,
 )
 from timesformer import TimeSformer, preset
-from timesformer.batch import Analysis, checkpoint_digest, run_batch
 from timesformer.checkpoints import OFFICIAL_NORMALIZATION, LoadedModel, save_checkpoint
+from timesformer.datasets import generate, to_clip_tensor, write_mp4
 
 
 @pytest.fixture(scope="module")
@@ -183,24 +189,6 @@ def test_tsne_runs_on_one_thread(monkeypatch):
 MODEL_LABELS = ["left", "right", "up"]
 
 
-def write_batch_output(root: Path, checkpoint: Path, good: int, labels: Sequence[str] = (), broken: int = 0,
-                       what: tuple[str, ...] = ("predictions", "features"), **run) -> Path:
-    """`root`/out: what `python -m timesformer batch` writes for `good` generated clips (labelled in turn by
-    `labels` in a CSV manifest, if any) and `broken` unreadable files; `run` goes to `run_batch`."""
-    root.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i, frames in enumerate(generate("motion", good, seed=0, num_frames=8, size=32).frames):
-        write_mp4(frames, root / f"clip{i:02d}.mp4")
-        rows.append(f"clip{i:02d}.mp4,{labels[i % len(labels)] if labels else ''}")
-    for i in range(broken):
-        (root / f"broken{i}.mp4").write_text("this is not a video")
-        rows.append(f"broken{i}.mp4,")
-    (root / "list.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
-    run_batch(root / "list.csv", root / "out", Analysis(str(checkpoint), what), check=False, readers=1,
-              **{"shard_size": 4} | run)
-    return root / "out"
-
-
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
     torch.manual_seed(0)
@@ -211,7 +199,7 @@ def model_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def labelled_output(tmp_path_factory, model_file) -> Path:
+def labelled_output(tmp_path_factory, model_file, write_batch_output) -> Path:
     """7 labelled clips (a, b, a, ...) and one unreadable file."""
     return write_batch_output(tmp_path_factory.mktemp("labelled"), model_file, 7, ["a", "b"], broken=1)
 
@@ -247,7 +235,7 @@ def test_large_collections_are_subsampled_with_a_seed(labelled_output):
     assert small.describe().startswith("4 of 7 videos embedded (a random subsample, seed 0: t-SNE is capped at 4 ")
 
 
-def test_unlabelled_collection_is_coloured_by_prediction_and_unfinished_shards_are_counted(tmp_path, model_file):
+def test_unlabelled_collection_is_coloured_by_prediction_and_unfinished_shards_are_counted(tmp_path, model_file, write_batch_output):
     out = write_batch_output(tmp_path, model_file, 7, stop_after=1)  # one shard of 4 written, 3 videos to go
     collection = load_collection(out)
     assert collection.videos["label"].isna().all() and collection.colour_column == "prediction"
@@ -271,12 +259,12 @@ def damaged_manifest(folder: Path) -> Path:
     ("missing", "does not exist"),
     ("file", "is a file"),
     ("plain folder", "not a batch output folder (no manifest.json)"),
-    ("damaged manifest", "manifest.json is unreadable"),
+    ("damaged manifest", "manifest.json is damaged"),
     ("no features", "written without features (--what predictions)"),
     ("one video", "has 1 (1 could not be read, 0 not finished yet)"),
     ("no video", "t-SNE needs at least 3 analysed videos"),
 ])
-def test_unusable_folders_are_named(tmp_path, model_file, case, message):
+def test_unusable_folders_are_named(tmp_path, model_file, case, message, write_batch_output):
     folder = {
         "missing": lambda: tmp_path / "nowhere",
         "file": lambda: model_file,

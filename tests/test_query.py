@@ -124,7 +124,7 @@ def test_divided_weights_index_the_attention_tensor_by_hand():
 
 def test_joint_weights_follow_the_token_layout():
     _, _, inspection = inspected("joint_space_time")
-    b, (t, r, c), (T, H, W) = 0, (QUERY.t, QUERY.row, QUERY.col), (GRID.t, GRID.h, GRID.w)
+    b, (t, r, c), (T, _, W) = 0, (QUERY.t, QUERY.row, QUERY.col), (GRID.t, GRID.h, GRID.w)
     stage = query_attention(inspection, "joint_space_time", GRID, QUERY, index=b)[0]["space_time"]
     row = inspection.attention[0]["space_time"][b, :, 1 + (r * W + c) * T + t]  # patch (h, w, t) at 1 + (hW+w)T + t
     for tk, rk, ck in [(0, 0, 0), (3, 1, 2), (2, 3, 0)]:

@@ -20,8 +20,7 @@ from timesformer.cost import check_memory
 from timesformer.inference import inspect, predict
 from timesformer.model import Inspection
 from timesformer.video import Clip
-
-from pages.session import Model
+from ui.session import Model
 
 METHODS = {"rollout": "Rollout", "last_layer": "Last layer (raw)", "gradient": "Gradient-weighted"}
 """What `relevance` computes: attention rollout, the last layer's raw CLS attention (the naive baseline), or

@@ -21,10 +21,10 @@ from pathlib import Path
 import streamlit as st
 
 from analysis.samples import samples
-from timesformer.checkpoints import CheckpointError, LoadedModel, load_checkpoint
 from timesformer import demo
+from timesformer.checkpoints import CheckpointError, LoadedModel, load_checkpoint
 from timesformer.demo import DemoMissing, demo_checkpoint
-from timesformer.inference import sampling_stride
+from timesformer.inference import sampling_mode, sampling_stride
 from timesformer.schemes import SCHEMES, scheme_block
 from timesformer.video import Clip, VideoError, load_clip
 
@@ -35,18 +35,9 @@ DATASET_NOTES = {
     "motion": "generated clips; the class is a movement, as in SSv2 (no single frame tells it)",
     "appearance": "generated clips; the class is the object's shape and texture, as in Kinetics",
 }
-SCHEME_NAMES = {
-    "space_only": "space only",
-    "joint_space_time": "joint space-time",
-    "divided_space_time": "divided space-time",
-    "sparse_local_global": "sparse local-global",
-    "axial": "axial",
-}
-
-
 def scheme_title(scheme: str) -> str:
     """'T+S · divided space-time': the paper's short name and ours."""
-    return f"{scheme_block(scheme).paper_name} · {SCHEME_NAMES.get(scheme, scheme)}"
+    return scheme_block(scheme).label()
 
 
 @dataclass(frozen=True)
@@ -80,9 +71,10 @@ class Model:
 
     @property
     def sampling(self) -> tuple:
-        """What decides the clip this model reads from a video: frames, stride, crop size, normalisation."""
+        """What decides the clip this model reads from a video: frames, stride, mode, crop size, normalisation."""
         config = self.loaded.config
-        return (config.num_frames, sampling_stride(self.loaded), config.image_size, self.loaded.mean, self.loaded.std)
+        return (config.num_frames, sampling_stride(self.loaded), sampling_mode(self.loaded), config.image_size,
+                self.loaded.mean, self.loaded.std)
 
 
 @dataclass(frozen=True)
@@ -147,10 +139,10 @@ def save_upload(name: str, data: bytes, folder: Path = UPLOAD_DIR) -> Video:
 
 @st.cache_resource(max_entries=64, show_spinner=False)
 def _read(path: str, key: str, untrusted: bool, sampling: tuple) -> Opened:
-    frames, stride, size, mean, std = sampling
+    frames, stride, mode, size, mean, std = sampling
     try:
         clip = load_clip(path, num_frames=frames, stride=stride, crop_size=size, crops=3, mean=mean, std=std,
-                         untrusted=untrusted)
+                         mode=mode, untrusted=untrusted)
     except (VideoError, OSError, RuntimeError) as error:  # decoders raise the last two on files the probe passed
         return Opened(None, str(error))
     return Opened(clip, None)
