@@ -20,7 +20,7 @@ import torch
 
 from analysis.demo_models import PATCH, DemoModel, recipe
 from analysis.samples import samples
-from analysis.video_eval import HELDOUT, measure, scores, video_logits
+from analysis.video_eval import HELDOUT, measure, predict_reader, scores, video_logits
 from timesformer.checkpoints import LoadedModel, load_checkpoint
 from timesformer.cost import count_macs
 from timesformer.datasets import generate, to_clip_tensor
@@ -53,7 +53,7 @@ def sample_score(loaded: LoadedModel, dataset: str) -> dict[str, int]:
     bundled = [sample for sample in samples() if sample.dataset == dataset]
     if not bundled:
         return {"correct": 0, "total": 0}
-    logits = video_logits(loaded, [(sample.path, 0) for sample in bundled])
+    logits = video_logits(loaded.model, [(sample.path, 0) for sample in bundled], predict_reader(loaded))
     predicted = [loaded.labels[i] for i in logits.argmax(1).tolist()]
     return {"correct": sum(p == s.label for p, s in zip(predicted, bundled)), "total": len(bundled)}
 
@@ -75,7 +75,7 @@ def measure_model(model: DemoModel) -> dict:
     loaded = load_checkpoint(model.path)
     dataset = loaded.metadata["dataset"]
     row = {"dataset": dataset, "shipped": model.shipped,
-           **measure(loaded, HELDOUT[dataset], HELDOUT_FOLDER),
+           **measure(loaded.model, HELDOUT[dataset], HELDOUT_FOLDER, predict_reader(loaded)),
            "tensor_accuracy": tensor_scores(loaded, dataset)["accuracy"],
            "params": loaded.model.num_parameters(),
            "gmacs_per_clip": count_macs(loaded.config)["total"] / 1e9,

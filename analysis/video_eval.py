@@ -9,11 +9,13 @@ process that first checks an unknown file (it returns the same frames).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from timesformer.checkpoints import LoadedModel
 from timesformer.datasets import class_names, generate, motion_twin, write_mp4
@@ -22,20 +24,23 @@ from timesformer.inference import read_clip
 
 @dataclass(frozen=True)
 class ClipFiles:
-    """Which generated clips are written: dataset, how many, seed, side in px, frames; written once, kept."""
+    """Which generated clips are written: dataset, how many, seed, side in px, frames, of which classes (None:
+    all); written once, kept."""
 
     dataset: str
     clips: int
     seed: int
     size: int
     frames: int
+    classes: tuple[str, ...] | None = None
 
     def write(self, folder: str | Path) -> list[tuple[Path, int]]:
         """(path, label) of each clip, written under `folder` unless it is there already."""
-        place = Path(folder) / f"{self.dataset}-seed{self.seed}-{self.clips}x{self.frames}f-{self.size}px"
+        subset = "-" + "+".join(self.classes) if self.classes else ""
+        place = Path(folder) / f"{self.dataset}{subset}-seed{self.seed}-{self.clips}x{self.frames}f-{self.size}px"
         names = class_names(self.dataset)
         if not (place / "complete").exists():
-            drawn = generate(self.dataset, self.clips, self.seed, self.frames, self.size)
+            drawn = generate(self.dataset, self.clips, self.seed, self.frames, self.size, self.classes)
             place.mkdir(parents=True, exist_ok=True)
             for i, (frames, label) in enumerate(zip(drawn.frames, drawn.labels)):
                 write_mp4(frames, place / f"{i:04d}_{names[label]}.mp4")
@@ -50,11 +55,23 @@ HELDOUT = {**{dataset: ClipFiles(dataset, 300, HELDOUT_SEED, 120, 16) for datase
 its scenes at multiples of 16 px), 16 frames (the video models sample 8 of them), 300 per dataset."""
 
 
-def video_logits(loaded: LoadedModel, files: list[tuple[Path, int]]) -> torch.Tensor:
-    """Logits [n, classes] of each file, read exactly as `predict` reads it (one centre crop)."""
-    model = loaded.model.eval()
+ClipReader = Callable[[Path], torch.Tensor]
+"""A video file -> the clip tensor [1, 3, T, S, S] a model reads from it."""
+
+
+def predict_reader(loaded: LoadedModel) -> ClipReader:
+    """Read a file exactly as `predict` does for this checkpoint (its sampling, size, normalisation; one crop)."""
+    return lambda path: read_clip(path, loaded).tensor
+
+
+def video_logits(model: nn.Module, files: list[tuple[Path, int]], read: ClipReader) -> torch.Tensor:
+    """Logits [n, classes] of each file as `read` gives it to the model."""
+    was_training = model.training
+    model.eval()
     with torch.inference_mode():
-        return torch.cat([model(read_clip(path, loaded).tensor).float() for path, _ in files])
+        logits = torch.cat([model(read(path)).float() for path, _ in files])
+    model.train(was_training)
+    return logits
 
 
 def scores(logits: torch.Tensor, labels: np.ndarray, dataset: str) -> dict:
@@ -73,8 +90,8 @@ def scores(logits: torch.Tensor, labels: np.ndarray, dataset: str) -> dict:
     return result
 
 
-def measure(loaded: LoadedModel, files: ClipFiles, folder: str | Path) -> dict:
-    """The model's scores on `files`, through the video path."""
+def measure(model: nn.Module, files: ClipFiles, folder: str | Path, read: ClipReader) -> dict:
+    """The model's scores on `files`, read through the video path by `read`."""
     written = files.write(folder)
     labels = np.array([label for _, label in written])
-    return scores(video_logits(loaded, written), labels, files.dataset)
+    return scores(video_logits(model, written, read), labels, files.dataset)

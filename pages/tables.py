@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 import analysis.ablations as ablations
+from analysis.table_runs import BUDGET, SMOKE_PRETRAIN, Runner
 from analysis import paper
 from analysis.figures import comparison_figure, cost_figure
 from timesformer import SCHEMES, preset
@@ -253,11 +254,11 @@ def live_section() -> None:
     epochs = controls[2].select_slider("Epochs", [1, 2, 3, 4, 6], 2, key="live_epochs")
     controls[3].write("")
     if controls[3].button("Train the five schemes", type="primary", icon=":material/play_arrow:", key="live_run"):
-        budget = replace(ablations.FULL, train_size=clips, val_size=100, epochs=epochs, dataset=dataset)
+        budget = replace(BUDGET, train_size=clips, val_size=100, epochs=epochs, dataset=dataset)
         progress = st.progress(0.0, text="Generating clips…")
         rows = []
         with tempfile.TemporaryDirectory() as work:
-            runner = ablations.Runner(budget, (0,), Path(work))
+            runner = Runner(budget, SMOKE_PRETRAIN, (0,), Path(work))
             for index, scheme in enumerate(SCHEMES):
                 progress.progress(index / len(SCHEMES), text=f"Training {scheme_block(scheme).title} "
                                   f"({index + 1}/{len(SCHEMES)})…")

@@ -24,7 +24,7 @@ def test_training_draws_sizes_lengths_qualities_scales_and_crops_at_random() -> 
     scene = lambda: np.random.default_rng(11)  # noqa: E731 - the same scene every call
     one, two = (VideoPath()("motion", 0, scene(), np.random.default_rng(seed), 8, 64)[0] for seed in (1, 2))
     assert not np.array_equal(one, two)
-    plain = VideoPath(sizes=(128,), lengths=(8, 8), crf=(18, 18), train=False)
+    plain = VideoPath(scales=(2.0,), lengths=(8, 8), crf=(18, 18), train=False)
     three, four = (plain("motion", 0, scene(), np.random.default_rng(seed), 8, 64)[0] for seed in (1, 2))
     assert np.array_equal(three, four)
 
@@ -32,7 +32,7 @@ def test_training_draws_sizes_lengths_qualities_scales_and_crops_at_random() -> 
 def test_the_test_path_is_what_a_user_file_becomes() -> None:
     """A fixed size, length and quality through the test path equals writing the scene as a file and reading it
     back as `predict` does (decode, resize, centre crop), up to the codec's rounding."""
-    path = VideoPath(sizes=(128,), lengths=(8, 8), crf=(18, 18), train=False)
+    path = VideoPath(scales=(2.0,), lengths=(8, 8), crf=(18, 18), train=False)
     frames, mask = path("motion", 2, np.random.default_rng(5), np.random.default_rng(0), 8, 64)
     scene, _ = make_video("motion", 2, np.random.default_rng(5), 8, 128)
     expected = frames_to_clip(codec_round_trip(scene, 18), crop_size=64).frames

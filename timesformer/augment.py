@@ -43,9 +43,9 @@ def codec_round_trip(frames: np.ndarray, crf: int) -> np.ndarray:
 class VideoPath:
     """A generated clip as a user's file reaches the model; the ranges are drawn uniformly per clip."""
 
-    sizes: tuple[int, ...] = tuple(range(48, 193, 16))
-    """Sides of the drawn scene in px, around the model's 64 px crops (even: H.264 needs it). Held-out clips
-    are drawn at a side between these (`analysis.video_eval`)."""
+    scales: tuple[float, ...] = tuple(0.75 + 0.25 * i for i in range(10))
+    """Sides of the drawn scene, as multiples of the crop: 48, 64, ..., 192 px for 64 px crops (at least 32 px,
+    even: H.264 needs it). Held-out clips are drawn at a side between these (`analysis.video_eval`)."""
     lengths: tuple[int, int] = (8, 16)
     """Frames of the drawn clip; its motion spans them all, so a longer clip moves less per frame."""
     crf: tuple[int, int] = (18, 30)
@@ -57,7 +57,7 @@ class VideoPath:
     def __call__(self, dataset: str, label: int, scene: np.random.Generator, rng: np.random.Generator,
                  num_frames: int, crop: int) -> tuple[np.ndarray, np.ndarray]:
         """One clip [num_frames, crop, crop, 3] and its mask: the scene from `scene`, everything else from `rng`."""
-        size = int(rng.choice(self.sizes))
+        size = max(32, 2 * round(crop * float(rng.choice(self.scales)) / 2))
         length = int(rng.integers(self.lengths[0], self.lengths[1] + 1)) if num_frames > 1 else 1
         indices = np.array(sample_indices(length, num_frames, 1, "uniform", rng if self.train else None))
         frames, mask = make_video(dataset, label, scene, size=size, times=np.linspace(0.0, 1.0, length)[indices])

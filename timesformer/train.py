@@ -77,6 +77,10 @@ def _option(text: str, choices: tuple[str, ...] = ()) -> dict:
     return {"help": text, "choices": choices}
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a run's result; each field is a flag of `python -m timesformer train`."""
@@ -95,6 +99,8 @@ class TrainConfig:
     augment: str = field(default="none", metadata=_option(
         "none: clips as drawn; video: through a video file's path, randomised (timesformer/augment.py)",
         ("none", "video")))
+    classes: str = field(default="", metadata=_option(
+        "comma-separated classes to train and validate on (the head keeps every class); empty: all"))
     train_size: int = field(default=2000, metadata=_option("generated training clips"))
     val_size: int = field(default=300, metadata=_option("generated validation clips"))
     focus: str = field(default="", metadata=_option("comma-separated classes given focus_size extra training clips"))
@@ -125,6 +131,9 @@ class TrainConfig:
             raise TrainError("label_smoothing and drop_path must be in [0, 1)")
         if self.patch_size < 0:
             raise TrainError("patch_size must be positive, or 0 for the preset's")
+        if set(_names(self.classes)) - set(DATASETS[self.dataset].classes):
+            raise TrainError(f"classes must be some of {self.dataset}'s ({', '.join(DATASETS[self.dataset].classes)}), "
+                             f"got {self.classes!r}")
         unknown = set(self.focus_classes) - set(DATASETS[self.dataset].classes)
         if unknown or self.focus_size < 0 or bool(self.focus_classes) != bool(self.focus_size):
             raise TrainError(f"focus needs classes of {self.dataset} ({', '.join(DATASETS[self.dataset].classes)}) "
@@ -137,7 +146,12 @@ class TrainConfig:
 
     @property
     def focus_classes(self) -> tuple[str, ...]:
-        return tuple(name.strip() for name in self.focus.split(",") if name.strip())
+        return _names(self.focus)
+
+    @property
+    def class_subset(self) -> tuple[str, ...] | None:
+        """The classes the run sees, or None for all of them."""
+        return _names(self.classes) or None
 
     def model_config(self) -> TimeSformerConfig:
         """The architecture: the preset with this dataset's classes and clip length (1 frame for images), and
@@ -202,8 +216,8 @@ _GENERATOR = hashlib.sha256(b"".join(Path(module.__file__).read_bytes() for modu
 """The code that draws clips: cached clips drawn by other code are not reused."""
 
 
-def make_splits(config: TrainConfig, classes: Sequence[str] | None = None) -> Splits:
-    """The run's training and validation clips, of every class or of `classes` alone (names).
+def make_splits(config: TrainConfig) -> Splits:
+    """The run's training and validation clips, of every class or of `config.classes`.
 
     With `augment="video"` training clips take a video file's path with the paper's random scale and crop,
     validation clips the test path (`timesformer.augment`). TIMESFORMER_CLIP_CACHE names a folder where clips are
@@ -219,6 +233,7 @@ def make_splits(config: TrainConfig, classes: Sequence[str] | None = None) -> Sp
         return cached(hashlib.sha256(key.encode()).hexdigest()[:20],
                       lambda: generate(config.dataset, n, seed, frames, size, names, render), folder)
 
+    classes = config.class_subset
     train = clips(config.train_size, config.data_seed, classes, train_path)
     if config.focus_size:
         train = concatenate(train, clips(config.focus_size, config.data_seed + 2, config.focus_classes, train_path))
