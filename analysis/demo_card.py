@@ -37,6 +37,14 @@ HELDOUT_FOLDER = Path(tempfile.gettempdir()) / "timesformer-explorer-heldout"
 """Where the held-out files are written (once; they are regenerated from their seed when missing)."""
 
 
+def recorded(name: str) -> dict | None:
+    """What the card measured for a shipped model (`analysis/results/demo_models.json`), or None if it has no
+    entry: held-out `accuracy` and `twin_accuracy` through video files, `samples` {correct, total}, ..."""
+    if not RESULTS.exists():
+        return None
+    return json.loads(RESULTS.read_text())["models"].get(name)
+
+
 def tensor_scores(loaded: LoadedModel, dataset: str) -> dict:
     """Scores on the generator's tensors of the held-out seed at the model's own size: the old, flattering path."""
     files = HELDOUT[dataset]

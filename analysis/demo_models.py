@@ -126,8 +126,9 @@ def recipe() -> dict[str, DemoModel]:
 
 def train_demo_models(names: list[str] | None = None, jobs: int = 2) -> None:
     """Train each model of `names` (default: all) whose file is missing, as its command says, from the repository
-    root: each as soon as the model it starts from exists, `jobs` at a time (one thread each), longest first.
-    Delete a file to retrain it; a stopped run resumes from its state."""
+    root: each as soon as the model it starts from exists, `jobs` at a time (one thread each); earlier stages
+    first (so a stopped session leaves every scheme at the same stage), then the longest chains. Delete a file
+    to retrain it; a stopped run resumes from its state."""
     models = recipe()
     pending = {name for name in (names or models) if not models[name].path.exists()}
     log.info("kept: %s", ", ".join(sorted(set(names or models) - pending)) or "none")
@@ -137,7 +138,7 @@ def train_demo_models(names: list[str] | None = None, jobs: int = 2) -> None:
     with ThreadPoolExecutor(jobs) as pool:
         while pending or running:
             ready = sorted((n for n in pending if not needs[n] & (pending | set(running.values()))),
-                           key=lambda n: -_chain_cost(n, models))
+                           key=lambda n: (models[n].stage, -_chain_cost(n, models)))
             for name in ready[: jobs - len(running)]:
                 pending.discard(name)
                 running[pool.submit(_run, models[name].command)] = name

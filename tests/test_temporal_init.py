@@ -49,6 +49,13 @@ def test_head_zero_starts_on_the_same_patch_in_the_previous_frame(scheme: str) -
     qkv = [f"blocks.{i}.{stage.prefix}attn.qkv" for i in blocks]
     expected = {"time_embed"} | {f"{name}.weight" for name in qkv} | ({"pos_embed"} if scheme in (
         "joint_space_time", "sparse_local_global") else set())
+    if scheme == "sparse_local_global":  # head 0 of the added local stage is let through from the start
+        expected |= {f"blocks.{i}.local_{name}.weight" for i in blocks for name in ("fc", "attn.proj")}
+        for i in blocks:
+            block = model.blocks[i]
+            assert torch.equal(block.local_fc.weight, torch.eye(dim)) and not block.local_fc.bias.any()
+            assert not block.local_attn.proj.weight[:, head:].any()
+            assert torch.equal(block.local_attn.proj.weight[:, :head], before[f"blocks.{i}.local_attn.proj.weight"][:, :head])
     assert expected <= changed <= expected | {f"{name}.bias" for name in qkv}  # biases zeroed: zero here already
     for name in qkv:  # the values and the other heads' queries and keys keep their weights
         weight = model.state_dict()[f"{name}.weight"]

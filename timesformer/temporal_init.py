@@ -21,6 +21,12 @@ What changes: starting values only, never the architecture, so every checkpoint 
   both read the row and column channels into the same slots, all with weight `QK_SCALE` and zero bias; its other
   slots start at zero. q . k is then largest for the same position in frame t - 1. Its values and the other
   heads keep their weights.
+- An added stage whose groups hold several positions (L+G's local stage) lets head 0 through from the start:
+  its `fc` starts as the identity and its `proj` passes head 0 alone, where the stage would otherwise start
+  silent (zero `fc`, as the official divided code starts `temporal_fc`). Measured on move_right vs move_left
+  (MODEL_CARD.md): L+G with a silent local stage stayed at 50% for 3 epochs, with head 0 let through it reached
+  98.8% in the second; divided and axial, whose temporal groups hold one position, learn with the silent start
+  (99.0% in one epoch) and keep it; joint space-time has no added stage: head 0 is ViT's own attention.
 The scales are measured choices: head 0 starts with most of its attention on that one key (tests check > 60%).
 """
 
@@ -88,5 +94,9 @@ def start_from_previous_frame(model: TimeSformer) -> TimeSformer:
             qkv.bias[part] = 0.0
         qkv.weight[query_slots, query_channels] = QK_SCALE
         qkv.weight[dim + key_slots, key_channels] = QK_SCALE
+        if stage.prefix and _groups_positions(stage):
+            getattr(block, f"{stage.prefix}fc").weight.copy_(torch.eye(dim))
+            getattr(block, f"{stage.prefix}fc").bias.zero_()
+            getattr(block, f"{stage.prefix}attn").proj.weight[:, head:] = 0.0
     return model
 
