@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from timesformer.train import TrainConfig
+from timesformer.train_config import TrainConfig
 
 from .table_runs import BUDGET, PRETRAIN, SEEDS, SMOKE, SMOKE_PRETRAIN, Runner
 from .tables import TRAINED, cells, figure3

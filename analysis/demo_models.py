@@ -34,7 +34,8 @@ from pathlib import Path
 
 from timesformer import SCHEMES
 from timesformer.demo import DEMO_DIR, demo_name
-from timesformer.train import TrainConfig, make_splits
+from timesformer.train_config import TrainConfig
+from timesformer.train_data import make_splits
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,10 @@ import torch
 
 from timesformer import train as training
 from timesformer.checkpoints import load_checkpoint
+from timesformer.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = training.TrainConfig(preset="tiny", train_size=61, val_size=16, epochs=2, batch_size=16, threads=1)
+CONFIG = TrainConfig(preset="tiny", train_size=61, val_size=16, epochs=2, batch_size=16, threads=1)
 """61 clips in batches of 16: the last batch of 13 splits 7 + 6, which checks the weighting of unequal slices."""
 WEIGHT_TOLERANCE, LOSS_TOLERANCE = 1e-4, 1e-5
 
@@ -57,7 +58,7 @@ def assert_same_history(state: dict, reference: training.TrainResult) -> None:
 
 
 def test_two_processes_train_the_model_one_process_trains(tmp_path: Path, one_process: training.TrainResult) -> None:
-    flags = [f"--{k.replace('_', '-')}={v}" for k, v in CONFIG.to_dict().items() if v != getattr(training.TrainConfig(), k)]
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in CONFIG.to_dict().items() if v != getattr(TrainConfig(), k)]
     done = torchrun("-m", "timesformer", "train", *flags, "--out", "two.safetensors", "--state", "two.state", cwd=tmp_path)
     assert (done.stdout + done.stderr).count("epoch 2/2  loss") == 1  # only rank 0 logs
     two = load_checkpoint(tmp_path / "two.safetensors")

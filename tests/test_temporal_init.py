@@ -13,7 +13,8 @@ from timesformer.temporal_init import (
     previous_frame_stage,
     start_from_previous_frame,
 )
-from timesformer.train import TrainConfig, TrainError, build_model
+from timesformer.train import build_model
+from timesformer.train_config import TrainConfig, TrainError
 
 STARTED = {"divided_space_time": ("time", "temporal_"), "axial": ("time", "temporal_"),
            "joint_space_time": ("space_time", ""), "sparse_local_global": ("local", "local_")}

@@ -13,14 +13,9 @@ from timesformer.__main__ import main
 from timesformer.checkpoints import load_checkpoint
 from timesformer.datasets import generate, to_clip_tensor
 from timesformer.inflate import InflationError, inflate
-from timesformer.train import (
-    TrainConfig,
-    TrainError,
-    build_model,
-    learning_rate_factor,
-    make_splits,
-    train,
-)
+from timesformer.train import build_model, learning_rate_factor, train
+from timesformer.train_config import TrainConfig, TrainError
+from timesformer.train_data import make_splits
 
 TINY = dict(preset="tiny", train_size=12, val_size=6, batch_size=4, epochs=2, threads=1)  # 1: no OpenMP spinning on a busy CPU
 TINY_FLAGS = shlex.split(TrainConfig(**TINY).command())[4:]

@@ -24,6 +24,7 @@ from .info import model_facts
 from .model import PRESETS, preset
 from .runtime import PrecisionError, inference_copy
 from .schemes import SCHEMES
+from .train_config import TrainError, add_arguments
 from .video import VideoError
 
 
@@ -69,7 +70,7 @@ def _print(result: dict, as_json: bool) -> None:
             print(f"{key:>32}: {value:,}" if isinstance(value, int) else f"{key:>32}: {value}")
 
 
-USER_ERRORS = (CheckpointError, VideoError, MemoryBudgetError, DemoMissing, train.TrainError, InflationError,
+USER_ERRORS = (CheckpointError, VideoError, MemoryBudgetError, DemoMissing, TrainError, InflationError,
                PrecisionError)
 """What a person can cause and fix: one line on stderr and exit code 2, never a traceback."""
 
@@ -106,7 +107,7 @@ def build_parser(prog: str = "python -m timesformer", description: str | None = 
     about.add_argument("--json", action="store_true")
     about.set_defaults(handler=_info)
     learn = commands.add_parser("train", help="train a model on a generated dataset (see timesformer/train.py)")
-    train.add_arguments(learn)
+    add_arguments(learn)
     learn.add_argument("--json", action="store_true")
     learn.set_defaults(handler=_train)
     return parser, commands

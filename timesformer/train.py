@@ -1,12 +1,6 @@
-"""Train a TimeSformer on CPU on one of the generated datasets (`timesformer.datasets`), reproducibly.
+"""Train a TimeSformer on CPU on one of the generated datasets, reproducibly (`train_config.py` says what a run
+is, `train_data.py` what it sees).
 
-One `TrainConfig` fixes a run completely: same config, same threads, same bits. Its fields are also the
-command line of `python -m timesformer train` (one flag per field), so `TrainConfig.command()` is the exact
-command that regenerates a model, and it is stored in the model's metadata.
-
-- Data is generated once in memory (`generate` is deterministic from a seed); batches index into it.
-  Validation clips come from `data_seed + 1`, a stream disjoint from the training clips; `focus` classes get
-  `focus_size` more training clips from `data_seed + 2` (a pair that a balanced mix leaves unlearnt).
 - `init` starts from one of our checkpoints: an image model is inflated (the paper's recipe), a model of this
   very architecture and label set is trained on (a second stage).
 - The epoch's shuffle is drawn from (seed, epoch), so a resumed run sees the same batches.
@@ -19,44 +13,39 @@ command that regenerates a model, and it is stored in the model's metadata.
   process up to float rounding; only rank 0 logs and writes, and the state holds the unwrapped model, so a
   run resumes with any number of processes.
 """
-
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import math
 import os
 import platform
-import shlex
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import get_type_hints
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from . import augment, datasets, video
-from .augment import VideoPath
 from .checkpoints import (
     OFFICIAL_NORMALIZATION,
     LoadedModel,
     load_checkpoint,
     save_checkpoint,
 )
-from .datasets import DATASETS, VideoSet, cached, concatenate, generate, to_clip_tensor
+from .datasets import DATASETS
 from .inflate import InflationError, inflate
-from .model import PRESETS, TimeSformer, TimeSformerConfig, preset
-from .schemes import SCHEMES
-from .temporal_init import TEMPORAL_INITS, TemporalInitError, start_from_previous_frame
+from .model import TimeSformer, TimeSformerConfig
+from .temporal_init import TemporalInitError, start_from_previous_frame
+from .train_config import TrainConfig, TrainError
+from .train_data import Splits, accuracy, clips, make_splits
 
 log = logging.getLogger(__name__)
 
@@ -67,114 +56,6 @@ SAMPLING_STRIDE = "1"
 """Generated clips are consecutive frames: stored so that inference samples real videos alike. Models trained
 through the video path (`augment="video"`) took one frame of each of T equal segments instead, and say so
 (`sampling`: "uniform")."""
-
-
-class TrainError(ValueError):
-    """A training run that cannot start or resume, with the reason in words."""
-
-
-def _option(text: str, choices: tuple[str, ...] = ()) -> dict:
-    return {"help": text, "choices": choices}
-
-
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(name.strip() for name in text.split(",") if name.strip())
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides a run's result; each field is a flag of `python -m timesformer train`."""
-
-    dataset: str = field(default="motion", metadata=_option("generated dataset", tuple(DATASETS)))
-    scheme: str = field(default="divided_space_time", metadata=_option("attention scheme", tuple(SCHEMES)))
-    preset: str = field(default="demo", metadata=_option("model size", tuple(PRESETS)))
-    patch_size: int = field(default=0, metadata=_option("patch side in pixels; 0: the preset's"))
-    pos_embed: str = field(default="space_time", metadata=_option("position embedding (Table 4)", ("space_time", "space", "none")))
-    init: str = field(default="", metadata=_option(
-        "our .safetensors to start from: an image model to inflate, or a model of this architecture to train on; "
-        "empty: from scratch"))
-    temporal_init: str = field(default="paper", metadata=_option(
-        "temporal attention's start: the paper's, or head 0 on the previous frame (timesformer/temporal_init.py)",
-        TEMPORAL_INITS))
-    augment: str = field(default="none", metadata=_option(
-        "none: clips as drawn; video: through a video file's path, randomised (timesformer/augment.py)",
-        ("none", "video")))
-    classes: str = field(default="", metadata=_option(
-        "comma-separated classes to train and validate on (the head keeps every class); empty: all"))
-    train_size: int = field(default=2000, metadata=_option("generated training clips"))
-    val_size: int = field(default=300, metadata=_option("generated validation clips"))
-    focus: str = field(default="", metadata=_option("comma-separated classes given focus_size extra training clips"))
-    focus_size: int = field(default=0, metadata=_option("extra training clips of the focus classes (data_seed + 2)"))
-    data_seed: int = field(default=0, metadata=_option("seed of the training clips; validation uses data_seed + 1, focus clips + 2"))
-    seed: int = field(default=0, metadata=_option("seed of the weights and the shuffling"))
-    epochs: int = field(default=10, metadata=_option("passes over the training clips"))
-    batch_size: int = field(default=32, metadata=_option("clips per step"))
-    optimizer: str = field(default="adamw", metadata=_option("adamw, or the paper's sgd (momentum 0.9)", ("adamw", "sgd")))
-    lr: float = field(default=1e-3, metadata=_option("peak learning rate (paper, SGD: 0.005)"))
-    weight_decay: float = field(default=0.05, metadata=_option("weight decay (paper, SGD: 1e-4)"))
-    schedule: str = field(default="cosine", metadata=_option("after warmup: cosine to 0, or the paper's steps", ("cosine", "step")))
-    warmup_epochs: float = field(default=1.0, metadata=_option("linear warmup length in epochs"))
-    label_smoothing: float = field(default=0.0, metadata=_option("cross-entropy label smoothing"))
-    drop_path: float = field(default=0.0, metadata=_option("stochastic depth rate of the last block"))
-    threads: int = field(default=0, metadata=_option("torch threads; 0: all cores (shared by the processes torchrun starts here)"))
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            choices = f.metadata["choices"]
-            if choices and getattr(self, f.name) not in choices:
-                raise TrainError(f"{f.name} must be one of {', '.join(choices)}, not {getattr(self, f.name)!r}")
-        if min(self.train_size, self.val_size, self.epochs, self.batch_size) < 1:
-            raise TrainError("train_size, val_size, epochs and batch_size must be positive")
-        if self.lr <= 0 or self.weight_decay < 0 or self.warmup_epochs < 0 or min(self.seed, self.data_seed) < 0:
-            raise TrainError("lr must be positive; weight_decay, warmup_epochs and seeds non-negative")
-        if not 0 <= self.label_smoothing < 1 or not 0 <= self.drop_path < 1:
-            raise TrainError("label_smoothing and drop_path must be in [0, 1)")
-        if self.patch_size < 0:
-            raise TrainError("patch_size must be positive, or 0 for the preset's")
-        if set(_names(self.classes)) - set(DATASETS[self.dataset].classes):
-            raise TrainError(f"classes must be some of {self.dataset}'s ({', '.join(DATASETS[self.dataset].classes)}), "
-                             f"got {self.classes!r}")
-        unknown = set(self.focus_classes) - set(DATASETS[self.dataset].classes)
-        if unknown or self.focus_size < 0 or bool(self.focus_classes) != bool(self.focus_size):
-            raise TrainError(f"focus needs classes of {self.dataset} ({', '.join(DATASETS[self.dataset].classes)}) "
-                             f"and a positive focus_size, or neither; got focus={self.focus!r}, "
-                             f"focus_size={self.focus_size}")
-        try:
-            self.model_config()
-        except ValueError as error:  # e.g. a patch that does not tile the frame
-            raise TrainError(str(error)) from None
-
-    @property
-    def focus_classes(self) -> tuple[str, ...]:
-        return _names(self.focus)
-
-    @property
-    def class_subset(self) -> tuple[str, ...] | None:
-        """The classes the run sees, or None for all of them."""
-        return _names(self.classes) or None
-
-    def model_config(self) -> TimeSformerConfig:
-        """The architecture: the preset with this dataset's classes and clip length (1 frame for images), and
-        `patch_size` if set (a finer grid of tokens costs time but lets a small model see motion inside a patch)."""
-        frames = 1 if self.dataset == "images" else PRESETS[self.preset].num_frames
-        patch = self.patch_size or PRESETS[self.preset].patch_size
-        return preset(self.preset, scheme=self.scheme, pos_embed=self.pos_embed, num_frames=frames, patch_size=patch,
-                      num_classes=len(DATASETS[self.dataset].classes), drop_path=self.drop_path)
-
-    def command(self, out: str = "", state: str = "") -> str:
-        """The exact command line that runs this config (flags for the fields that differ from the default)."""
-        args = ["python", "-m", "timesformer", "train"]
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value != f.default:
-                args += [f"--{f.name.replace('_', '-')}", str(value)]
-        for flag, value in (("--out", out), ("--state", state)):
-            if value:
-                args += [flag, value]
-        return shlex.join(args)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -201,43 +82,6 @@ class TrainResult:
     @property
     def seconds(self) -> float:
         return sum(epoch.seconds for epoch in self.history)
-
-
-@dataclass
-class Splits:
-    """Training and validation clips, generated once."""
-
-    train: VideoSet
-    val: VideoSet
-
-
-_GENERATOR = hashlib.sha256(b"".join(Path(module.__file__).read_bytes() for module in (datasets, augment, video))
-                            ).hexdigest()
-"""The code that draws clips: cached clips drawn by other code are not reused."""
-
-
-def make_splits(config: TrainConfig) -> Splits:
-    """The run's training and validation clips, of every class or of `config.classes`.
-
-    With `augment="video"` training clips take a video file's path with the paper's random scale and crop,
-    validation clips the test path (`timesformer.augment`). TIMESFORMER_CLIP_CACHE names a folder where clips are
-    kept between runs (runs of one recipe share them); results are the same with or without it."""
-    model_config = config.model_config()
-    frames, size = model_config.num_frames, model_config.image_size
-    folder = os.environ.get("TIMESFORMER_CLIP_CACHE") or None
-    train_path, val_path = (VideoPath(), VideoPath(train=False)) if config.augment == "video" else (None, None)
-
-    def clips(n: int, seed: int, names: Sequence[str] | None, render: VideoPath | None) -> VideoSet:
-        key = json.dumps([config.dataset, n, seed, frames, size, names and list(names), render and asdict(render),
-                          _GENERATOR])
-        return cached(hashlib.sha256(key.encode()).hexdigest()[:20],
-                      lambda: generate(config.dataset, n, seed, frames, size, names, render), folder)
-
-    classes = config.class_subset
-    train = clips(config.train_size, config.data_seed, classes, train_path)
-    if config.focus_size:
-        train = concatenate(train, clips(config.focus_size, config.data_seed + 2, config.focus_classes, train_path))
-    return Splits(train, clips(config.val_size, config.data_seed + 1, classes, val_path))
 
 
 def build_model(config: TrainConfig) -> TimeSformer:
@@ -301,26 +145,6 @@ def _optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=config.lr, momentum=SGD_MOMENTUM)
     return torch.optim.AdamW(groups, lr=config.lr)
-
-
-def clips(videos: VideoSet, index: Tensor | slice) -> tuple[Tensor, Tensor]:
-    """A batch: normalised clips [B, 3, T, H, W] and labels [B]."""
-    index = index.numpy() if isinstance(index, Tensor) else index
-    return to_clip_tensor(videos.frames[index], *OFFICIAL_NORMALIZATION), torch.from_numpy(videos.labels[index])
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, videos: VideoSet, batch_size: int = 64) -> Tensor:
-    """Logits [n, classes] of every clip, in eval mode (the model is put back in its mode after)."""
-    was_training = model.training
-    model.eval()
-    out = torch.cat([model(clips(videos, slice(i, i + batch_size))[0]) for i in range(0, len(videos), batch_size)])
-    model.train(was_training)
-    return out
-
-
-def accuracy(model: nn.Module, videos: VideoSet, batch_size: int = 64) -> float:
-    return (predict_logits(model, videos, batch_size).argmax(1).numpy() == videos.labels).mean().item()
 
 
 def _check_state(state: dict, config: TrainConfig, path: Path) -> None:
@@ -464,16 +288,6 @@ def save_trained(result: TrainResult, config: TrainConfig, out: str | Path, comm
         train_config=json.dumps(config.to_dict()),
     )
     return loaded
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field, plus where the model and the resumable state go."""
-    types = get_type_hints(TrainConfig)
-    for f in fields(TrainConfig):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", type=types[f.name], default=f.default,
-                            choices=f.metadata["choices"] or None, help=f"{f.metadata['help']} (default: %(default)s)")
-    parser.add_argument("--out", required=True, help="the trained model, our .safetensors format")
-    parser.add_argument("--state", default="", help="resumable state, written every epoch; resumed from if it exists")
 
 
 def run(args: argparse.Namespace) -> dict:
