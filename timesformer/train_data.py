@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from . import augment, datasets, video
+from . import augment, datasets, drawing, video
 from .augment import VideoPath
 from .checkpoints import OFFICIAL_NORMALIZATION
 from .datasets import VideoSet, cached, concatenate, generate, to_clip_tensor
@@ -33,7 +33,7 @@ class Splits:
     val: VideoSet
 
 
-_GENERATOR = hashlib.sha256(b"".join(Path(module.__file__).read_bytes() for module in (datasets, augment, video))
+_GENERATOR = hashlib.sha256(b"".join(Path(module.__file__).read_bytes() for module in (datasets, drawing, augment, video))
                             ).hexdigest()
 """The code that draws clips: cached clips drawn by other code are not reused."""
 
