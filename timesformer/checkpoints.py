@@ -8,30 +8,48 @@ Formats (detected from the file, not the name):
 - MMAction2: `{"state_dict": ...}` with `backbone.*` / `cls_head.*` keys and inputs scaled to [-1, 1].
 
 Files are read with `torch.load(weights_only=True)` or safetensors only, and every key must find its place:
-a mismatch is an error that lists what is missing and unexpected, never a silent partial load.
+a mismatch is an error that lists what is missing and unexpected, never a silent partial load. Files may come
+from strangers: `checkpoint_checks` vets each one (container, size, metadata) before memory is spent on it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from .checkpoint_checks import (
+    CheckpointError,
+    Normalization,
+    check_fields,
+    check_model_size,
+    check_storage_fits,
+    check_stored,
+    check_tensors,
+    config_from,
+    container,
+    file_type,
+    normalization,
+    our_metadata,
+    read_json,
+    torch_load_error,
+)
 from .model import TimeSformer, TimeSformerConfig
 
 OFFICIAL_NORMALIZATION = ((0.45, 0.45, 0.45), (0.225, 0.225, 0.225))
 MMACTION_NORMALIZATION = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 FORMAT_TAG = "timesformer-explorer"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used, with the reason in words."""
+HF_TYPES = {"attention_type": str, "num_frames": int, "image_size": int, "patch_size": int, "num_channels": int,
+            "hidden_size": int, "num_hidden_layers": int, "num_attention_heads": int, "intermediate_size": int,
+            "num_labels": int, "id2label": dict}
+"""The fields of a Hugging Face TimesformerConfig that we read, and their types."""
 
 
 @dataclass
@@ -123,21 +141,16 @@ def _rename_mmaction(state: dict[str, Tensor]) -> dict[str, Tensor]:
 # --- reading files ---
 
 def _torch_load(path: Path) -> object:
+    """The object in a torch file. torch.load is given the open file, since given a path it picks the reader by
+    the name (.safetensors) where the content has decided already."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with path.open("rb") as handle:
+            return torch.load(handle, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for a bad pickle or zip
-        text = str(error)
-        if "Unsupported global" in text:
-            raise CheckpointError(
-                f"{path.name} holds Python objects other than plain tensors; it is not loaded, since unpickling "
-                "them could run arbitrary code. Re-save it as a plain state dict or safetensors."
-            ) from None
-        raise CheckpointError(f"{path.name} is not a readable PyTorch checkpoint (truncated or not a checkpoint): {text.splitlines()[0][:200]}") from None
+        raise torch_load_error(path.name, str(error)) from None
 
 
 def _safetensors_load(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
-    from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -147,89 +160,119 @@ def _safetensors_load(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
 
 
 def _read_state(path: Path) -> tuple[dict[str, Tensor], dict[str, str], object]:
-    """(tensors, safetensors metadata, the raw torch object or None) of a file, whatever its container."""
-    with path.open("rb") as handle:
-        head = handle.read(16)
-    if not head:
-        raise CheckpointError(f"{path.name} is empty (0 bytes)")
-    if path.suffix == ".safetensors":
+    """(tensors, safetensors metadata, the raw torch object or None) of a file, whatever its container and name."""
+    kind = container(path)
+    check_storage_fits(path, kind)
+    if kind == "safetensors":
         state, metadata = _safetensors_load(path)
-        return state, metadata, None
+        return check_tensors(state, path.name), metadata, None
     raw = _torch_load(path)
-    return _state_dict_of(raw, path), {}, raw
+    return _state_dict_of(raw, path.name), {}, raw
 
 
-def _state_dict_of(raw: object, path: Path) -> dict[str, Tensor]:
+def _state_dict_of(raw: object, name: str) -> dict[str, Tensor]:
+    """The state dict of a loaded torch file: the file itself, or under one of the keys training code wraps it in."""
     if isinstance(raw, dict):
         for key in ("model_state", "state_dict", "model", "module"):
             if isinstance(raw.get(key), dict):
                 raw = raw[key]
                 break
-    if not isinstance(raw, dict) or not raw or not all(isinstance(v, Tensor) for v in raw.values()):
-        raise CheckpointError(f"{path.name} does not contain a state dict of tensors")
-    return raw
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{name} does not contain a state dict of tensors (it holds a {type(raw).__name__})")
+    return check_tensors(raw, name)
 
 
 # --- building the config from what a checkpoint says ---
 
-def _infer_config(state: dict[str, Tensor], num_frames: int | None, num_heads: int | None) -> TimeSformerConfig:
+def _infer_config(
+    state: dict[str, Tensor], name: str, num_frames: int | None, num_heads: int | None
+) -> TimeSformerConfig:
     """Architecture from tensor shapes, for formats that carry no config (official, MMAction2, bare HF).
 
     Shapes do not tell the number of heads: without `num_heads` we take ViT's 64 channels per head
     (12 heads for ViT-B, 16 for ViT-L), which holds for every released TimeSformer.
     """
+    blocks = [int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d{1,9})\.", k))]  # longer: no block of ours
+    if not blocks:
+        raise CheckpointError(f"{name} has no blocks.N.* tensors, so it holds no TimeSformer blocks")
+
+    def dims(key: str, rank: int) -> torch.Size:
+        shape = state[key].shape
+        if len(shape) != rank or 0 in shape:
+            raise CheckpointError(
+                f"{name}: {key} has shape {tuple(shape)}; a TimeSformer's has {rank} non-empty dimensions"
+            )
+        return shape
+
     try:
-        dim, chans, patch, _ = state["patch_embed.proj.weight"].shape
-        patches = state["pos_embed"].shape[1] - 1
-        depth = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k)))
-        num_classes = state["head.weight"].shape[0]
-        hidden = state["blocks.0.mlp.fc1.weight"].shape[0]
-    except (KeyError, ValueError) as error:
-        raise CheckpointError(f"checkpoint lacks the tensors that define a TimeSformer ({error})") from None
+        dim, chans, patch, _ = dims("patch_embed.proj.weight", 4)
+        patches = dims("pos_embed", 3)[1] - 1
+        num_classes = dims("head.weight", 2)[0]
+        hidden = dims("blocks.0.mlp.fc1.weight", 2)[0]
+        frames = dims("time_embed", 3)[1] if "time_embed" in state else (num_frames or 8)
+    except KeyError as error:
+        raise CheckpointError(f"{name} lacks the tensors that define a TimeSformer ({error})") from None
     if "blocks.0.temporal_attn.qkv.weight" in state:
         scheme = "divided_space_time"
     elif "time_embed" in state:
         scheme = "joint_space_time"
     else:
         scheme = "space_only"
-    frames = state["time_embed"].shape[1] if "time_embed" in state else (num_frames or 8)
     side = int(round(patches**0.5))
-    return TimeSformerConfig(
+    return config_from(dict(
         scheme=scheme, num_frames=frames, image_size=side * patch, patch_size=patch, in_chans=chans,
-        embed_dim=dim, depth=depth, num_heads=num_heads or max(1, dim // 64), mlp_ratio=hidden / dim, num_classes=num_classes,
-    )
+        embed_dim=dim, depth=1 + max(blocks), num_heads=num_heads or max(1, dim // 64), mlp_ratio=hidden / dim,
+        num_classes=num_classes,
+    ), f"{name}: its tensor shapes give no valid config")
 
 
-def _hf_config(config_json: dict) -> TimeSformerConfig:
-    return TimeSformerConfig(
-        scheme=config_json.get("attention_type", "divided_space_time"),
-        num_frames=config_json["num_frames"], image_size=config_json["image_size"],
-        patch_size=config_json["patch_size"], in_chans=config_json.get("num_channels", 3),
-        embed_dim=config_json["hidden_size"], depth=config_json["num_hidden_layers"],
-        num_heads=config_json["num_attention_heads"],
-        mlp_ratio=config_json["intermediate_size"] / config_json["hidden_size"],
-        num_classes=len(config_json.get("id2label") or {}) or config_json.get("num_labels", 400),
-    )
+def _hf_config(config_json: object, where: str) -> TimeSformerConfig:
+    settings = check_fields(config_json, HF_TYPES, where)
+    try:
+        return config_from(dict(
+            scheme=settings.get("attention_type", "divided_space_time"),
+            num_frames=settings["num_frames"], image_size=settings["image_size"],
+            patch_size=settings["patch_size"], in_chans=settings.get("num_channels", 3),
+            embed_dim=settings["hidden_size"], depth=settings["num_hidden_layers"],
+            num_heads=settings["num_attention_heads"],
+            mlp_ratio=settings["intermediate_size"] / settings["hidden_size"],
+            num_classes=len(settings.get("id2label") or {}) or settings.get("num_labels", 400),
+        ), where)
+    except KeyError as error:
+        raise CheckpointError(f"{where}: it has no {error}") from None
 
 
-def _hf_labels(config_json: dict) -> list[str]:
+def _hf_labels(config_json: dict, where: str) -> list[str]:
     id2label = config_json.get("id2label") or {}
-    return [id2label[k] for k in sorted(id2label, key=int)]
+    try:
+        order = sorted(id2label, key=int)
+    except ValueError:
+        order = None
+    numbered = order is not None and [int(k) for k in order] == list(range(len(order)))
+    if not numbered or not all(isinstance(id2label[k], str) for k in order):
+        raise CheckpointError(f"{where}: id2label must map the numbers 0 to N-1 to label names")
+    return [id2label[k] for k in order]
 
 
-def _hf_normalization(folder: Path):
+def _hf_normalization(folder: Path) -> Normalization:
     processor = folder / "preprocessor_config.json"
-    if processor.exists():
-        settings = json.loads(processor.read_text())
+    if os.path.exists(processor):
+        where = f"{processor} is not a preprocessor config"
+        settings = check_fields(read_json(processor), {}, where)
         if "image_mean" in settings and "image_std" in settings:
-            return tuple(settings["image_mean"]), tuple(settings["image_std"])
+            return normalization([settings["image_mean"], settings["image_std"]], where)
     return OFFICIAL_NORMALIZATION
 
 
-def _build(config: TimeSformerConfig, state: dict[str, Tensor], source: str) -> TimeSformer:
-    """Model from config and renamed state; any missing, unexpected or mis-shaped tensor is an error."""
-    model = TimeSformer(config)
-    expected = model.state_dict()
+def _build(config: TimeSformerConfig, state: dict[str, Tensor], source: str, name: str) -> TimeSformer:
+    """Model from config and renamed state; any missing, unexpected or mis-shaped tensor is an error.
+
+    Sizes, shapes and storage are checked before the model is allocated (the expected shapes come from a model on
+    the meta device), so a small file that claims a huge model costs nothing.
+    """
+    check_model_size(config, state, name)
+    with torch.device("meta"):
+        expected = TimeSformer(config).state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
@@ -240,9 +283,11 @@ def _build(config: TimeSformerConfig, state: dict[str, Tensor], source: str) -> 
             return f"\n  {title}: {', '.join(items[:8])}{more}" if items else ""
 
         raise CheckpointError(
-            f"the {source} checkpoint does not fit a {config.scheme} TimeSformer"
+            f"{name}: the {source} checkpoint does not fit a {config.scheme} TimeSformer"
             + listing("missing", missing) + listing("unexpected", unexpected) + listing("wrong shape", wrong)
         )
+    check_stored(state, name)
+    model = TimeSformer(config)
     model.load_state_dict(state, strict=True)
     return model.eval()
 
@@ -252,55 +297,57 @@ def _default_labels(count: int) -> list[str]:
 
 
 def load_checkpoint(path: str | Path, num_frames: int | None = None, num_heads: int | None = None) -> LoadedModel:
-    """Load any supported checkpoint.
+    """Load any supported checkpoint; anything unusable or hostile is one CheckpointError, before memory is spent.
 
     `num_frames` and `num_heads` matter only for files without a config: space-only models store no frame
     count, and no format without a config stores the number of heads.
     """
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"no checkpoint at {path}")
-    if path.is_dir():
+    if file_type(path) == "folder":
         return _load_hf_folder(path)
     state, metadata, raw = _read_state(path)
+    name = path.name
     if metadata.get("format") == FORMAT_TAG:
-        config = TimeSformerConfig(**json.loads(metadata["config"]))
-        mean, std = json.loads(metadata["normalization"])
-        return LoadedModel(_build(config, state, "our"), tuple(mean), tuple(std), json.loads(metadata["labels"]), "ours", metadata)
+        config, (mean, std), labels = our_metadata(metadata, name)
+        return LoadedModel(_build(config, state, "our", name), mean, std, labels, "ours", metadata)
     keys = list(state)
     if any(k.startswith("timesformer.") for k in keys):
         state = _rename(state, HF_RULES)
-        config = _infer_config(state, num_frames, num_heads)
-        model = _build(config, state, "Hugging Face")
+        config = _infer_config(state, name, num_frames, num_heads)
+        model = _build(config, state, "Hugging Face", name)
         return LoadedModel(model, *OFFICIAL_NORMALIZATION, _default_labels(config.num_classes), "huggingface")
     if any(k.startswith("backbone.") for k in keys):
         state = _rename_mmaction(state)
-        config = _infer_config(state, num_frames, num_heads)
-        return LoadedModel(_build(config, state, "MMAction2"), *MMACTION_NORMALIZATION, _default_labels(config.num_classes), "mmaction2")
+        config = _infer_config(state, name, num_frames, num_heads)
+        model = _build(config, state, "MMAction2", name)
+        return LoadedModel(model, *MMACTION_NORMALIZATION, _default_labels(config.num_classes), "mmaction2")
     if all(k.startswith("model.") for k in keys):
         state = {k.removeprefix("model."): v for k, v in state.items()}
     if "patch_embed.proj.weight" in state:
-        config = _infer_config(state, num_frames, num_heads)
+        config = _infer_config(state, name, num_frames, num_heads)
         source = "official" if isinstance(raw, dict) and "model_state" in raw else "plain"
-        return LoadedModel(_build(config, state, source), *OFFICIAL_NORMALIZATION, _default_labels(config.num_classes), source)
-    raise CheckpointError(f"{path.name} is not a TimeSformer checkpoint; its first keys are {', '.join(keys[:5])}")
+        model = _build(config, state, source, name)
+        return LoadedModel(model, *OFFICIAL_NORMALIZATION, _default_labels(config.num_classes), source)
+    first = ", ".join(f"{k!r:.60}" for k in keys[:5])
+    raise CheckpointError(f"{name} is not a TimeSformer checkpoint; its first keys are {first}")
 
 
 def _load_hf_folder(folder: Path) -> LoadedModel:
     config_path = folder / "config.json"
-    if not config_path.exists():
-        raise CheckpointError(f"{folder} is a folder without config.json, so not a Hugging Face model")
-    try:
-        config_json = json.loads(config_path.read_text())
-        config = _hf_config(config_json)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{config_path} is not a TimeSformer config ({error})") from None
-    weights = [folder / name for name in ("model.safetensors", "pytorch_model.bin") if (folder / name).exists()]
+    if not os.path.exists(config_path):
+        raise CheckpointError(
+            f"{folder} is a folder without config.json, so not a Hugging Face model; give a checkpoint file or a "
+            "Hugging Face model folder"
+        )
+    config_json = read_json(config_path)
+    where = f"{config_path} is not a TimeSformer config"
+    config = _hf_config(config_json, where)
+    labels = _hf_labels(config_json, where) or _default_labels(config.num_classes)
+    weights = [folder / name for name in ("model.safetensors", "pytorch_model.bin") if os.path.exists(folder / name)]
     if not weights:
         raise CheckpointError(f"{folder} has no model.safetensors or pytorch_model.bin")
     state, _, _ = _read_state(weights[0])
-    model = _build(config, _rename(state, HF_RULES), "Hugging Face")
-    labels = _hf_labels(config_json) or _default_labels(config.num_classes)
+    model = _build(config, _rename(state, HF_RULES), "Hugging Face", weights[0].name)
     return LoadedModel(model, *_hf_normalization(folder), labels, "huggingface")
 
 

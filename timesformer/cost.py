@@ -130,7 +130,13 @@ def measure_flops(model: nn.Module, video: Tensor) -> int:
 
 @lru_cache(maxsize=256)
 def parameter_count(config: TimeSformerConfig) -> int:
-    """Parameters of the model, built on the meta device: exact and nearly free."""
+    """Parameters of the model: exact and nearly free at any depth, so a checkpoint can be sized before it is
+    built. The model is built on the meta device with one block and with two; every further block adds the same."""
+    one, two = (_meta_parameters(replace(config, depth=depth)) for depth in (1, 2))
+    return one + (config.depth - 1) * (two - one)
+
+
+def _meta_parameters(config: TimeSformerConfig) -> int:
     with torch.device("meta"):
         return TimeSformer(config).num_parameters()
 
