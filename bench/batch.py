@@ -28,8 +28,8 @@ from analysis.batch import BatchJob, VideoAnalyzer
 from analysis.batch_files import WHATS, InputVideo, list_videos
 from timesformer.checkpoints import OFFICIAL_NORMALIZATION, LoadedModel, save_checkpoint
 from timesformer.datasets import generate, write_mp4
+from timesformer.decoding import check_in_subprocess
 from timesformer.model import TimeSformer, preset
-from timesformer.video import check_in_subprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,10 +16,11 @@ from video_fixtures import (
     write_audio_only,
     write_av,
     write_cv2,
+    write_y4m,
 )
 
-from timesformer import video
-from timesformer.video import (
+from timesformer import decoding, video
+from timesformer.decoding import (
     BACKENDS,
     EmptyVideo,
     NotAVideo,
@@ -29,19 +30,17 @@ from timesformer.video import (
     VideoNotFound,
     VideoTooLarge,
     check_in_subprocess,
-    crop_offsets,
     decode,
-    frames_to_clip,
-    load_clip,
     probe,
     read_header,
-    sample_indices,
 )
+from timesformer.video import crop_offsets, frames_to_clip, load_clip, sample_indices
 
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """25 fps, each frame showing its own number: 10 s at 320x240 by PyAV (H.264) and OpenCV, 2.4 s of webm, a square."""
+    """25 fps, each frame showing its own number: 10 s at 320x240 by PyAV (H.264) and OpenCV, 2.4 s of webm, a
+    square."""
     root = tmp_path_factory.mktemp("videos")
     frames = indexed_frames(250)
     return {
@@ -78,11 +77,11 @@ def test_probe_reads_the_header_and_names_the_backend(videos: dict[str, Path]) -
     assert probe(videos["webm"]).num_frames == 60  # no frame count in a webm header: packets are counted
 
 
-def _raises(info: VideoInfo, indices: list[int]) -> np.ndarray:
+def _raises(info: VideoInfo, indices: list[int], size: tuple[int, int]) -> np.ndarray:
     raise RuntimeError("simulated decoder failure")
 
 
-def _wrong_size(info: VideoInfo, indices: list[int]) -> np.ndarray:
+def _wrong_size(info: VideoInfo, indices: list[int], size: tuple[int, int]) -> np.ndarray:
     return np.zeros((len(indices), 8, 8, 3), np.uint8)
 
 
@@ -90,7 +89,7 @@ def _wrong_size(info: VideoInfo, indices: list[int]) -> np.ndarray:
 def test_a_failing_backend_falls_back_to_the_next(
     videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch, broken
 ) -> None:
-    monkeypatch.setitem(video._DECODERS, "decord", broken)
+    monkeypatch.setitem(decoding._DECODERS, "decord", broken)
     clip = load_clip(videos["square"], num_frames=4, stride=8, crop_size=32, short_side=32)
     assert clip.info.backend == "pyav"
     assert [read_index(f) for f in clip.frames] == clip.indices
@@ -115,7 +114,7 @@ def test_opencv_failures_are_not_silent(
         def read(self) -> tuple[bool, None]: return True, None
         def release(self) -> None: ...
 
-    monkeypatch.setattr(video.cv2, "VideoCapture", SilentCapture)
+    monkeypatch.setattr(decoding.cv2, "VideoCapture", SilentCapture)
     with pytest.raises(UndecodableVideo, match="no valid image for frame 5"):
         decode(read_header(videos["h264"]), [5], ["opencv"])
 
@@ -251,20 +250,15 @@ def test_videos_shorter_than_the_clip(tmp_path: Path, length: int, expected: lis
 
 
 def test_in_memory_frames_get_the_same_preprocessing(videos: dict[str, Path]) -> None:
-    from_file = load_clip(videos["h264"], num_frames=4, stride=16, crop_size=64)
+    """A 240 px short side is under twice the 128 px resize target, so load_clip decodes it at full size too."""
+    from_file = load_clip(videos["h264"], num_frames=4, stride=16, crop_size=112)
     _, decoded = decode(from_file.info, from_file.indices, ["decord"])
-    in_memory = frames_to_clip(decoded, crop_size=64)
+    in_memory = frames_to_clip(decoded, crop_size=112)
     assert torch.equal(in_memory.tensor, from_file.tensor)
     assert np.array_equal(in_memory.frames, from_file.frames)
 
 
 # --- bad files ------------------------------------------------------------------------------------------------
-
-
-def _y4m_header(path: Path, width: int, height: int) -> Path:
-    """A raw-video file whose header announces a size and holds no frame, so nothing large is ever allocated."""
-    path.write_bytes(f"YUV4MPEG2 W{width} H{height} F25:1 Ip A1:1 C420jpeg\n".encode())
-    return path
 
 
 def _unknown_codec(src: Path, dst: Path) -> Path:
@@ -290,9 +284,9 @@ def _bad_file(case: str, root: Path, videos: dict[str, Path]) -> Path:
         case "audio_only":
             return write_audio_only(root / "song.mp4")
         case "zero_frames":
-            return _y4m_header(root / "none.y4m", 64, 48)
+            return write_y4m(root / "none.y4m", 64, 48)
         case "huge":
-            return _y4m_header(root / "huge.y4m", 10000, 5000)
+            return write_y4m(root / "huge.y4m", 10000, 5000)  # a header alone: nothing large is allocated
         case "unknown_codec":
             return _unknown_codec(videos["h264"], root / "odd.mp4")
     raise AssertionError(case)
@@ -323,17 +317,17 @@ def test_bad_files_raise_typed_errors_that_say_what_to_do(tmp_path: Path, videos
 
 @pytest.mark.parametrize(("limit", "value"), [("MAX_SIDE", 300), ("MAX_PIXELS", 320 * 240 - 1)])
 def test_resolution_limits(videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch, limit: str, value: int) -> None:
-    monkeypatch.setattr(video, limit, value)
+    monkeypatch.setattr(decoding, limit, value)
     with pytest.raises(VideoTooLarge, match="320x240"):
         read_header(videos["h264"])
 
 
 @pytest.mark.parametrize("kind", ["h264", "webm"])
 def test_duration_limit(videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
-    monkeypatch.setattr(video, "MAX_DURATION_S", 2.0)  # the videos last 10 s and 2.4 s
+    monkeypatch.setattr(decoding, "MAX_DURATION_S", 2.0)  # the videos last 10 s and 2.4 s
     with pytest.raises(VideoTooLarge, match="lasts at least"):
         read_header(videos[kind])
-    monkeypatch.setattr(video, "MAX_DURATION_S", 11.0)
+    monkeypatch.setattr(decoding, "MAX_DURATION_S", 11.0)
     assert read_header(videos[kind]).num_frames in (250, 60)
 
 
@@ -381,6 +375,6 @@ def test_a_hanging_child_becomes_an_error(
 
 def test_the_check_runs_without_torch() -> None:
     """The child runs this file by path; importing torch there would cost 3 s or more per upload on 2 cores."""
-    code = f"import runpy, sys; runpy.run_path({video.__file__!r}); print('torch' in sys.modules)"
+    code = f"import runpy, sys; runpy.run_path({decoding.__file__!r}); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr

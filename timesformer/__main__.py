@@ -17,6 +17,7 @@ import torch
 from . import train
 from .checkpoints import CheckpointError, load_checkpoint
 from .cost import MemoryBudgetError
+from .decoding import VideoError
 from .demo import DemoMissing, demo_checkpoint
 from .inference import predict, read_clip
 from .inflate import InflationError
@@ -25,7 +26,6 @@ from .model import PRESETS, preset
 from .runtime import PrecisionError, inference_copy
 from .schemes import SCHEMES
 from .train_config import TrainError, add_arguments
-from .video import VideoError
 
 
 def _predict(args: argparse.Namespace) -> dict:
