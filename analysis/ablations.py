@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work_dir / ("smoke" if args.smoke else "full")
     runner = (Runner(SMOKE, SMOKE_PRETRAIN, SEEDS[:1], work) if args.smoke
               else Runner(BUDGET, PRETRAIN, SEEDS, work))
+    os.environ["TIMESFORMER_CLIP_CACHE"] = str(work / "clips")  # the runs of one table share their clips
     start = time.perf_counter()
     train_cells(runner, names, args.jobs)
     for name in names:
