@@ -14,7 +14,7 @@ laid out per frame in the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from timesformer.schemes import Stage, scheme_block
 
 HeadFusion = Literal["mean", "max", "min"] | int
 """How the heads are combined: their mean, max or min, or one head by its index."""
+ArrayT = TypeVar("ArrayT", np.ndarray, Tensor)
 
 
 @dataclass(frozen=True)
@@ -78,16 +79,19 @@ class StageWeights:
         return fuse_heads(self.weights, heads), float(fuse_heads(self.cls_weight, heads))
 
 
-def fuse_heads(per_head: np.ndarray, heads: HeadFusion = "mean") -> np.ndarray:
-    """Combine axis 0 (heads) by mean, max or min, or select one head by index."""
+def fuse_heads(per_head: ArrayT, heads: HeadFusion = "mean", axis: int = 0) -> ArrayT:
+    """Combine the heads along `axis` by mean, max or min, or select one head by index; numpy or torch in,
+    the same out. The one head fusion of the package: per-query views and rollout both use it."""
+    tensor = torch.as_tensor(per_head)
     if isinstance(heads, (int, np.integer)) and not isinstance(heads, bool):
-        if not 0 <= heads < len(per_head):
-            raise ValueError(f"head {heads} does not exist: the model has heads 0..{len(per_head) - 1}")
-        return per_head[heads]
-    reducers = {"mean": np.mean, "max": np.max, "min": np.min}
-    if heads not in reducers:
+        if not 0 <= heads < tensor.shape[axis]:
+            raise ValueError(f"head {heads} does not exist: the model has heads 0..{tensor.shape[axis] - 1}")
+        fused = tensor.select(axis, int(heads))
+    elif heads in ("mean", "max", "min"):
+        fused = {"mean": tensor.mean, "max": tensor.amax, "min": tensor.amin}[heads](axis)
+    else:
         raise ValueError(f"head fusion must be 'mean', 'max', 'min' or a head index, not {heads!r}")
-    return reducers[heads](per_head, axis=0)
+    return fused.numpy() if isinstance(per_head, np.ndarray) else fused
 
 
 class _Location(NamedTuple):

@@ -13,17 +13,16 @@ Only a head-fused [groups, L, L] map per stage is kept while the forward runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from einops import rearrange, reduce, repeat
 from torch import Tensor
 
+from analysis.query import HeadFusion
+from analysis.query import fuse_heads as combine_heads
 from timesformer.layout import Grid
 from timesformer.model import TimeSformer
 from timesformer.schemes import Stage
-
-HeadFusion = Literal["mean", "max", "min"]
 
 
 @dataclass(frozen=True)
@@ -65,15 +64,12 @@ FusedAttention = list[dict[str, Tensor]]
 
 
 def fuse_heads(probs: Tensor, settings: RolloutSettings, grads: Tensor | None = None) -> Tensor:
-    """[G, heads, L, L] -> [G, L, L]: fuse heads (or weight by gradients), drop the weakest links, renormalise."""
+    """One stage's attention for rollout, [G, heads, L, L] -> [G, L, L]: heads combined as the settings say
+    (`analysis.query.fuse_heads`) or weighted by gradients, the weakest links dropped, rows renormalised."""
     if grads is not None:
         fused = (grads * probs).clamp(min=0).mean(1)  # Chefer et al. 2021: positive gradient-weighted attention
-    elif settings.head_fusion == "mean":
-        fused = probs.mean(1)
-    elif settings.head_fusion == "max":
-        fused = probs.amax(1)
     else:
-        fused = probs.amin(1)
+        fused = combine_heads(probs, settings.head_fusion, axis=1)
     dropped = int(fused.shape[-1] * settings.discard_ratio)
     if dropped:
         weakest = fused.topk(dropped, dim=-1, largest=False).indices

@@ -3,7 +3,7 @@
 Run: python -m bench.app [--rounds 3]
 
 - first heatmap: from launching `streamlit run app.py` to the rollout overlay of the default clip drawn in the
-  browser, the browser opening /attention-rollout as soon as the server answers (target: 15 s on 2 cores);
+  browser, the browser opening /rollout as soon as the server answers (target: 15 s on 2 cores);
 - page switch: a click on the top navigation until the new page has finished its run and drawn its charts,
   every page visited once before so its results are cached (target: under 1 s); the median over the rounds.
 """
@@ -18,8 +18,8 @@ from playwright.sync_api import sync_playwright
 
 from bench.browser import READY, launch_chromium, streamlit_server
 
-PAGES = {"": "TimeSformer Explorer", "video": "Video", "compare-schemes": "Compare schemes",
-         "attention-rollout": "Attention rollout", "embeddings": "Embeddings", "ablations": "Ablations"}
+PAGES = {"": "TimeSformer Explorer", "video": "Video", "compare": "Compare schemes", "rollout": "Attention rollout",
+         "embeddings": "Embeddings", "ablations": "Ablations"}
 FIRST_HEATMAP_TARGET_S = 15.0
 SWITCH_TARGET_S = 1.0
 
@@ -51,12 +51,11 @@ def main() -> None:
         start = time.perf_counter()
         with streamlit_server() as url:
             healthy = time.perf_counter() - start
-            page.goto(f"{url}/attention-rollout")
+            page.goto(f"{url}/rollout")
             page.wait_for_selector("[data-testid=stPlotlyChart] image", timeout=180_000)
             first_heatmap = time.perf_counter() - start
-            drawn(page, PAGES["attention-rollout"])
-            page.keyboard.press("Escape")  # a fresh server's first page URL may say "Page not found" (see app.py)
-            cold = {path: switch(page, path) for path in PAGES if path != "attention-rollout"}
+            drawn(page, PAGES["rollout"])
+            cold = {path: switch(page, path) for path in PAGES if path != "rollout"}
             cached: dict[str, list[float]] = {path: [] for path in PAGES}
             for _ in range(args.rounds):
                 for path in PAGES:

@@ -1,4 +1,5 @@
-"""A real `streamlit run app.py` on a free port and a headless Debian Chromium: the browser tests and bench/app.py drive it.
+"""A real `streamlit run app.py` on a free port and a headless Debian Chromium: the browser tests and bench/app.py
+drive it.
 
 Readiness follows Streamlit's own end-to-end tests: the server answers `/_stcore/health` with `ok`, then the
 page's app element reports `data-test-script-state=notRunning` and no skeleton placeholder is left.
@@ -39,12 +40,13 @@ def healthy(url: str) -> bool:
 
 
 @contextmanager
-def streamlit_server(timeout_s: float = 120.0, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run the app on a free port until the block ends; yields its URL. Output goes to artifacts/streamlit.log."""
+def streamlit_server(timeout_s: float = 120.0, env: dict[str, str] | None = None,
+                     log_name: str = "streamlit.log") -> Iterator[str]:
+    """Run the app on a free port until the block ends; yields its URL. Output goes to artifacts/`log_name`."""
     port = free_port()
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
                str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
-    log_path = ROOT / "artifacts" / "streamlit.log"
+    log_path = ROOT / "artifacts" / log_name
     log_path.parent.mkdir(exist_ok=True)
     with open(log_path, "w") as log:
         server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,

@@ -2,7 +2,6 @@
 opened as collections."""
 
 import copy
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ import torch
 from threadpoolctl import threadpool_info
 
 import analysis.embeddings
-from analysis.batch import BatchJob, run_batch
 from analysis.batch_files import checkpoint_digest
 from analysis.collection import (
     CollectionError,
@@ -31,7 +29,7 @@ from analysis.embeddings import (
 )
 from timesformer import TimeSformer, preset
 from timesformer.checkpoints import OFFICIAL_NORMALIZATION, LoadedModel, save_checkpoint
-from timesformer.datasets import generate, to_clip_tensor, write_mp4
+from timesformer.datasets import generate, to_clip_tensor
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,8 @@
-"""Exports: colour maps in RGB, overlays, scaling, and the PNG / GIF / MP4 encodings."""
+"""Exports: colour maps in RGB, overlays, scaling, the PNG / GIF / MP4 encodings with their legend, and tables."""
 
+import csv
 import io
+import json
 
 import av
 import numpy as np
@@ -9,12 +11,17 @@ from PIL import Image
 
 from analysis.exports import (
     COLORMAPS,
+    Legend,
     colormap,
+    export_stem,
     gif,
+    labelled_frames,
     mp4,
     normalise,
     overlay,
     strip_png,
+    table_csv,
+    table_json,
 )
 
 
@@ -127,3 +134,54 @@ def test_mp4_decodes_back_with_every_frame():
     assert decoded[0].shape == (32, 30, 3)
     assert decoded[0][16, 15, 0] > 200 and decoded[0][16, 15, 2] < 60  # red stays red
     assert decoded[1][16, 15, 2] > 200 and decoded[1][16, 15, 0] < 60
+
+
+def legend(frames: int = 5) -> Legend:
+    return Legend(("holiday.mp4", "T+S · divided space-time", "rollout · predicted grow (96.9%)"),
+                  tuple(f"t={t} · frame #{4 * t}" for t in range(frames)), "inferno", "relevance to CLS")
+
+
+def has_colour_bar(image: np.ndarray) -> bool:
+    """Some row of the picture holds the colour map's ramp from its first colours to its last."""
+    table = colormap("inferno").astype(int)
+    for row in image.astype(int):
+        near = [np.abs(table - pixel).sum(axis=1).min() < 12 for pixel in row]
+        if sum(near) > 0.3 * len(row):
+            return True
+    return False
+
+
+def test_a_legend_goes_around_the_strip():
+    frames = distinct_frames(frames=5, height=48, width=64)
+    image = np.asarray(Image.open(io.BytesIO(strip_png(frames, legend()))).convert("RGB"))
+    assert image.shape[0] > 48 + 40 and image.shape[1] >= 5 * 64  # a title above, labels, a colour bar below
+    assert has_colour_bar(image[-30:]) and not has_colour_bar(image[:30])
+
+
+def test_every_gif_and_mp4_frame_carries_the_legend():
+    frames = distinct_frames(frames=3, height=96, width=128)
+    labelled = labelled_frames(frames, legend(3))
+    assert labelled.shape[0] == 3 and labelled.shape[1] > 96 and labelled.shape[2] == 128
+    assert all(has_colour_bar(frame[-25:]) for frame in labelled)
+    assert not np.array_equal(labelled[0][:-25], labelled[1][:-25])  # each with its own frame and label
+    image = Image.open(io.BytesIO(gif(frames, legend=legend(3))))
+    assert image.n_frames == 3 and image.size == (128, labelled.shape[1])
+    with av.open(io.BytesIO(mp4(frames, 4, legend(3)))) as container:
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(decoded) == 3 and decoded[0].shape[:2] == (labelled.shape[1] + labelled.shape[1] % 2, 128)
+    with pytest.raises(ValueError, match="2 frame labels for 3 frames"):
+        labelled_frames(frames, legend(2))
+
+
+def test_tables_export_as_csv_and_json():
+    rows = [{"class": "grow", "probability": 0.5}, {"class": "shrink, fast", "probability": 0.25}]
+    assert list(csv.DictReader(io.StringIO(table_csv(rows).decode()))) == [
+        {"class": "grow", "probability": "0.5"}, {"class": "shrink, fast", "probability": "0.25"}]
+    assert json.loads(table_json({"x": np.float32(0.5), "n": np.int64(3), "rows": rows})) == {
+        "x": 0.5, "n": 3, "rows": rows}
+
+
+def test_export_names_say_what_they_hold():
+    assert export_stem("holiday.mp4", "divided_space_time", "rollout") == "holiday-divided_space_time-rollout"
+    assert export_stem("motion · fade in", "axial", "last_layer") == "motion-fade-in-axial-last_layer"
+    assert export_stem("../../etc/passwd", "x") == "etc-passwd-x"

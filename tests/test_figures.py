@@ -1,4 +1,5 @@
-"""The app's plotly figures: the click-to-patch mapping, the query drawing, colours and chart contents."""
+"""The app's plotly figures: the click-to-patch mapping, the query drawing and marking, colours, labels that fit,
+and chart contents."""
 
 import base64
 import io
@@ -8,22 +9,26 @@ import pytest
 from PIL import Image
 
 from analysis.exports import colormap
-from analysis.figures import (
-    QUERY_COLOUR,
-    STAGE_COLOURS,
+from analysis.figures.charts import (
+    comparison_figure,
+    cost_figure,
+    prediction_figure,
+    temporal_figure,
+    timeline_figure,
+    tsne_figure,
+)
+from analysis.figures.frames import (
+    LABEL_CHAR_PX,
     StageMap,
     clicked_patch,
-    colorscale,
-    cost_figure,
     frame_figure,
     grid_figure,
-    prediction_figure,
+    mark_patch,
     query_images,
-    temporal_figure,
     tile,
-    tsne_figure,
     upscale,
 )
+from analysis.figures.style import QUERY_COLOUR, STAGE_COLOURS, colorscale
 from timesformer.layout import Grid
 
 
@@ -166,3 +171,50 @@ def test_upscale_keeps_the_aspect_ratio():
     assert upscale(np.zeros((3, 16, 32, 3), np.uint8), 64).shape == (3, 32, 64, 3)
     blocky = upscale(np.array([[[[0] * 3, [255] * 3]]], np.uint8), 4, smooth=False)
     assert set(np.unique(blocky)) == {0, 255}
+
+
+def test_one_frame_shown_keeps_its_frame_number_on_click():
+    grid = Grid(4, 2, 2)
+    scatter = markers(frame_figure(upscale(frames(1, 8), 32), grid=grid, frames=[3]))
+    assert {tuple(row[:1]) for row in np.asarray(scatter.customdata, dtype=int)} == {(3,)}
+    assert len(scatter.x) == grid.h * grid.w
+
+
+def test_the_marked_patch_is_outlined_white_then_blue_only_where_asked():
+    images = np.zeros((3, 40, 40, 3), np.uint8)
+    marked = mark_patch(images, 4, 4, 1, 2, frames=[1])
+    assert (marked[[0, 2]] == 0).all() and (images == 0).all()  # other frames untouched, input kept
+    patch = marked[1, 10:20, 20:30]
+    assert (patch[0, 5] == 255).all() and tuple(patch[1, 5]) == QUERY_COLOUR and (patch[5, 5] == 0).all()
+    assert (marked[1, :10] == 0).all()  # nothing outside the patch
+    assert all(tuple(mark_patch(images, 4, 4, 0, 0)[t, 1, 5]) == QUERY_COLOUR for t in range(3))  # every frame
+
+
+def test_row_labels_get_the_room_they_need():
+    """A long row label is not clipped: the room left of the tiles grows with it (the Home figure's labels)."""
+    images = np.zeros((2, 4, 32, 32, 3), np.uint8)
+    labels = ["T+S<br>divided space-time", "L+G<br>sparse local-global"]
+    figure = grid_figure(images, labels, ["a", "b", "c", "d"], width=700)
+    tiles_left = min(note.x - 16 for note in figure.layout.annotations if note.yanchor == "bottom")
+    shown = 700 / figure.layout.xaxis.range[1]  # screen px per image px
+    assert tiles_left * shown >= len("sparse local-global") * LABEL_CHAR_PX
+
+
+def test_timeline_marks_every_frame_read():
+    figure = timeline_figure(300, 30.0, [15, 52, 90, 127, 165, 202, 240, 277])
+    bar, ticks = figure.data
+    assert list(bar.x) == [0, 10.0]
+    assert list(ticks.x) == [i / 30 for i in (15, 52, 90, 127, 165, 202, 240, 277)]
+    assert list(ticks.text) == [f"t={t}" for t in range(8)]
+
+
+def test_a_dataset_and_its_stand_in_share_a_colour_in_every_chart():
+    def colours(figure):
+        return {trace.name: trace.marker.color for trace in figure.data}
+
+    one = colours(comparison_figure(["a"], {"K400 (paper)": [1], "SSv2 (paper)": [2]},
+                                    {"appearance (ours)": [3], "motion (ours)": [4]}, ("x", "y")))
+    other = colours(comparison_figure(["a"], {"K400 (paper)": [1]}, {"motion (ours)": [4], "appearance (ours)": [3]},
+                                      ("x", "y")))
+    assert one["K400 (paper)"] == one["appearance (ours)"] == other["appearance (ours)"]
+    assert one["SSv2 (paper)"] == one["motion (ours)"] == other["motion (ours)"] != one["K400 (paper)"]

@@ -13,7 +13,7 @@ import streamlit as st
 import torch
 
 from analysis.cls_attention import cls_attention
-from analysis.figures import StageMap, heat_images, query_images, upscale
+from analysis.figures.frames import StageMap, heat_images, mark_patch, query_images, upscale
 from analysis.query import Query, StageWeights, query_attention
 from analysis.rollout import RolloutSettings, last_layer_attention, rollout
 from timesformer.cost import check_memory
@@ -94,8 +94,8 @@ class StageSummary(NamedTuple):
 @st.cache_data(max_entries=512, show_spinner=False)
 def column_view(model_key: str, clip_key: str, view: str, query: tuple[int, int, int], block: int, fusion: str | int,
                 size: int, _model: Model, _clip: Clip) -> tuple[np.ndarray, np.ndarray, list[StageSummary]]:
-    """Compare schemes, one column: its frames (`size` px) with the query's attention (or the rollout) drawn
-    over them, the values shown on hover, and each stage of the query's block in words."""
+    """Compare schemes, one column: its frames (about `size` px) with the query's attention (or the rollout, the
+    query outlined) drawn over them, the values shown on hover, and each stage of the query's block in words."""
     weights = query_weights(_model, clip_key, _clip, Query(*query))[block]
     stages = [StageMap(name, w.pattern.keys, w.fused(fusion)[0]) for name, w in weights.items()]
     summaries = []
@@ -103,8 +103,10 @@ def column_view(model_key: str, clip_key: str, view: str, query: tuple[int, int,
         patch_map, cls_weight = stage.fused(fusion)
         elsewhere = float(patch_map.sum() - patch_map[query[0]].sum())
         summaries.append(StageSummary(name, stage.pattern.comparisons, elsewhere, stage.pattern.cls, cls_weight))
-    frames = upscale(_clip.frames, size)
+    grid = _model.loaded.model.grid_of(centre(_clip))
+    frames = upscale(_clip.frames, size - size % grid.w)  # whole pixels per patch: tints are drawn per patch
     if view == "Rollout":
         maps, _ = relevance(model_key, clip_key, "rollout", RolloutSettings(), None, _model, _clip)
-        return heat_images(frames, maps), maps, summaries
+        t, row, col = query
+        return mark_patch(heat_images(frames, maps), *maps.shape[1:], row, col, [t]), maps, summaries
     return query_images(frames, stages, query), sum(stage.weights for stage in stages), summaries

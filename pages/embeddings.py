@@ -5,8 +5,8 @@ space-time, space-only and the image model they started from; here too: the ship
 ViT trained on single generated frames, from which every demo video model was inflated) sees each frame
 alone, and its features are averaged over the frames, so it knows appearance but not motion.
 
-The other source is a batch output folder (`python -m analysis batch ... --what features`), opened by its
-path on this machine: the map of a whole collection, from the features the batch stored.
+The other source, where the server allows paths (`ui.server_paths`), is a batch output folder (`python -m
+analysis batch ... --what features`): the map of a whole collection, from the features the batch stored.
 """
 
 import numpy as np
@@ -27,35 +27,29 @@ from analysis.embeddings import (
     separability,
     tsne,
 )
-from analysis.figures import class_colour, frame_figure, tsne_figure, upscale
+from analysis.exports import export_stem
+from analysis.figures.charts import tsne_figure
+from analysis.figures.frames import frame_figure, upscale
+from analysis.figures.style import class_colour
 from timesformer import SCHEMES
 from timesformer.checkpoints import CheckpointError
 from timesformer.datasets import class_names, generate
 from timesformer.demo import DemoMissing
-from timesformer.schemes import scheme_block
-from ui.session import (
-    DEMO_DATASETS,
-    Model,
-    clip_key,
-    current_video,
-    demo_model,
-    read_video,
-    sidebar_model,
-)
-from ui.widgets import chart
+from ui.navigation import page_header
+from ui.server_paths import PathRefused, checked_path, paths_allowed
+from ui.session import DEMO_DATASETS, Model, clip_key, current_video, demo_model, read_video, sidebar_model
+from ui.widgets import chart, downloads, table_files, upload_note
 
 IMAGE_MODEL = "image_model"
 CHOICES = [*SCHEMES, IMAGE_MODEL]
 
 
 def choice_title(choice: str) -> str:
-    return "Image model" if choice == IMAGE_MODEL else scheme_block(choice).paper_name
+    return "Image model" if choice == IMAGE_MODEL else SCHEMES[choice].paper_name
 
 
 def choice_note(choice: str) -> str:
-    if choice == IMAGE_MODEL:
-        return "the ViT the video models start from, frame by frame"
-    return scheme_block(choice).title
+    return "the ViT the video models start from, frame by frame" if choice == IMAGE_MODEL else SCHEMES[choice].title
 
 
 def choice_model(choice: str, dataset: str) -> Model:
@@ -111,15 +105,16 @@ def show_batch_output() -> None:
     top = st.columns([4, 1])
     folder = top[0].text_input("Batch output folder", key="embed_folder", placeholder="/path/to/runs/val",
                                help="The --out of `python -m analysis batch VIDEOS --out DIR --what "
-                               "predictions,features`, on the machine that runs this app.").strip()
+                               "predictions,features`, inside the folders this server allows.").strip()
     perplexity = top[1].slider("Perplexity", 5, 50, 30, key="embed_batch_perplexity")
     if not folder:
-        st.info("Enter the path of a batch output folder on this machine.")
+        st.info("Enter the path of a batch output folder on this server.")
         return
     try:
+        path = str(checked_path(folder))
         with st.spinner("Embedding the collection…"):
-            caption, embedded = embed_output(folder, output_state(folder), float(perplexity))
-    except CollectionError as error:
+            caption, embedded = embed_output(path, output_state(path), float(perplexity))
+    except (PathRefused, CollectionError) as error:
         st.error(str(error))
         return
     if embedded.separability is not None:
@@ -128,13 +123,16 @@ def show_batch_output() -> None:
     chart(tsne_figure(embedded.points, embedded.codes, embedded.classes, height=560, hover=embedded.hover),
           "embed_batch")
     st.caption(f"{caption}. Hover a dot for its file and prediction. t-SNE: scikit-learn, PCA initialisation, seed 0.")
+    rows = [{"video": hover.split("<br>")[0], "colour": embedded.classes[code], "x": float(x), "y": float(y)}
+            for hover, code, (x, y) in zip(embedded.hover, embedded.codes, embedded.points)]
+    downloads(table_files(export_stem("batch", "tsne"), lambda: rows, lambda: {"folder": path, "points": rows}),
+              "embed_batch_downloads")
 
 
+page_header("Embeddings")
 chosen_model = sidebar_model()
-st.title("Embeddings")
-source = st.radio("Videos", ["Held-out generated clips", "A batch output folder"], horizontal=True,
-                  key="embed_source", label_visibility="collapsed")
-if source == "A batch output folder":
+if paths_allowed() and st.radio("Videos", ["Held-out generated clips", "A batch output folder"], horizontal=True,
+                                key="embed_source", label_visibility="collapsed") == "A batch output folder":
     st.caption("Each dot is one video of a batch output folder, placed by t-SNE from the CLS feature the batch "
                "stored for it.")
     show_batch_output()
@@ -145,7 +143,7 @@ st.caption(
     "features themselves, since t-SNE distorts distances."
 )
 
-top = st.columns([3, 1, 1, 1, 1])
+top = st.columns([4, 2, 2, 2, 2])
 chosen = top[0].multiselect("Models", CHOICES, default=["divided_space_time", "space_only", IMAGE_MODEL],
                             format_func=choice_title, max_selections=4, key="embed_models")
 default_dataset = chosen_model.dataset if chosen_model and chosen_model.dataset in DEMO_DATASETS else "motion"
@@ -167,13 +165,13 @@ except (DemoMissing, CheckpointError) as error:
     st.error(f"The held-out clips follow the shipped divided model, which is missing: {error}")
     st.stop()
 count = per_class * len(class_names(dataset))
-results, problems = {}, {}
+results, problems = {}, []
 with st.status("Embedding clips…", expanded=False) as status:
     for choice in chosen:
         try:
             model = choice_model(choice, dataset)
         except (DemoMissing, CheckpointError) as error:
-            problems[choice] = str(error)
+            problems.append(f"{choice_title(choice)}: {error}")
             continue
         user, user_key = None, None
         if video is not None:  # the image model reads the video as the video models do, then frame by frame
@@ -181,32 +179,54 @@ with st.status("Embedding clips…", expanded=False) as status:
             opened = read_video(video, reader)
             if opened.clip is not None:
                 user, user_key = opened.clip.frames, clip_key(video, reader)
-            else:
-                problems[f"{choice} (your clip)"] = opened.error
+            elif (problem := f"**{video.title}** cannot be placed: {opened.error}") not in problems:
+                problems.append(problem)  # the same file for every model: said once
         status.update(label=f"Embedding {count} clips with {choice_title(choice)}…")
         results[choice] = embed(model.key, choice, dataset, per_class, seed, frames_per_clip, float(perplexity),
                                 user_key, model, user)
     status.update(label=f"Embedded {count} held-out clips with {len(results)} model(s)", state="complete")
-for choice, problem in problems.items():
-    st.warning(f"{choice_title(choice)}: {problem}")
+for problem in problems:
+    st.warning(problem)
 
 names = class_names(dataset)
+placed = any(len(result["points"]) > len(result["labels"]) for result in results.values())
 st.markdown(" ".join(f"<span style='color:{class_colour(i)}'>●</span> {name}" for i, name in enumerate(names))
-            + " &nbsp; ★ your clip", unsafe_allow_html=True)
+            + (" &nbsp; ★ your clip" if placed else ""), unsafe_allow_html=True)
+if placed and video.untrusted:
+    upload_note(video)
+    st.caption("★ marks where each model's feature for your video falls among the held-out clips. The clusters "
+               "around it are generated classes: its neighbours say what the model finds it similar to, not what "
+               "it shows.")
 columns = st.columns(len(results)) if results else []
 for column, (choice, result) in zip(columns, results.items()):
     with column:
         st.subheader(choice_title(choice))
         st.caption(choice_note(choice))
         show_separability(result["separability"], "clips")
-        points = result["points"]
-        labels = result["labels"]
-        extra = None
-        if len(points) > len(labels):
-            extra = (float(points[-1, 0]), float(points[-1, 1]), "your clip")
+        points, labels = result["points"], result["labels"]
+        extra = (float(points[-1, 0]), float(points[-1, 1]), "your clip") if len(points) > len(labels) else None
         key = f"embed_{choice}"
         chart(tsne_figure(points[: len(labels)], labels, names, extra, height=420, legend=False), key,
               on_select=lambda key=key: st.session_state.update(embed_clicked=key))
+
+
+def coordinates() -> list[dict]:
+    """Every dot of every map: model, clip, class and t-SNE position (your clip last, class empty)."""
+    rows = []
+    for choice, result in results.items():
+        for index, (x, y) in enumerate(result["points"]):
+            mine = index >= len(result["labels"])
+            rows.append({"model": choice, "clip": "your clip" if mine else index,
+                         "class": "" if mine else names[result["labels"][index]], "x": float(x), "y": float(y)})
+    return rows
+
+
+if results:
+    downloads(table_files(export_stem(dataset, "tsne"), coordinates, lambda: {
+        "dataset": dataset, "clips per class": per_class, "seed": seed, "perplexity": perplexity,
+        "your clip": video.title if placed else None, "points": coordinates(),
+        "separability": {choice: vars(result["separability"]) for choice, result in results.items()}}),
+        "embed_downloads")
 
 clicked = st.session_state.get("embed_clicked")
 if clicked in st.session_state:

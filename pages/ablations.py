@@ -5,7 +5,6 @@ on CPU on the generated datasets, several seeds, mean ± std. `motion` stands in
 movement) and `appearance` for Kinetics (the class is what the object looks like).
 """
 
-import json
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -13,98 +12,55 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-import analysis.ablations as ablations
-from analysis.table_runs import BUDGET, SMOKE_PRETRAIN, Runner
 from analysis import paper
-from analysis.figures import comparison_figure, cost_figure
+from analysis.figures.charts import comparison_figure, cost_figure
+from analysis.table_runs import BUDGET, SMOKE_PRETRAIN, Runner
 from timesformer import SCHEMES, preset
 from timesformer.cost import GIB, count_macs, estimate_peak_bytes
-from timesformer.schemes import scheme_block
+from ui.navigation import page_header
+from ui.results import duration, heldout_text, how_measured, mean, not_run, not_run_yet, pm, result, show_finding, std
 from ui.widgets import chart
+
+page_header("Ablations")
 
 PAPER_COLUMNS = {"K400": "K400, paper", "SSv2": "SSv2, paper"}
 ONE_DECIMAL = {name: st.column_config.NumberColumn(format="%.1f") for name in
                ("params (M), paper", "K400, paper", "SSv2, paper")}
 
 
-@st.cache_data(show_spinner=False)
-def _read(path: str, stamp: float) -> dict:
-    return json.loads(Path(path).read_text())
-
-
-def result(name: str) -> dict | None:
-    """analysis/results/<name>.json, re-read when the file changes; None when the reproduction has not run."""
-    path = Path(ablations.RESULTS_DIR) / f"{name}.json"
-    return _read(str(path), path.stat().st_mtime) if path.exists() else None
-
-
-def pm(cell: dict | None, key: str = "accuracy") -> str:
-    """'81.2 ± 1.3' (percent) from a cell's {'mean', 'std'}."""
-    if not cell or not cell.get(key):
-        return "–"
-    return f"{100 * cell[key]['mean']:.1f} ± {100 * cell[key]['std']:.1f}"
-
-
-def mean(cell: dict, key: str = "accuracy") -> float:
-    return 100 * cell[key]["mean"]
-
-
-def std(cell: dict, key: str = "accuracy") -> float:
-    return 100 * cell[key]["std"]
-
-
-def how_measured(found: dict) -> str:
-    budget, seeds = found.get("budget", {}), found.get("seeds", [])
-    return (f"Measured by `{found['command']}`: `{budget.get('preset')}` preset, {budget.get('train_size')} training "
-            f"clips, {budget.get('epochs')} epoch(s), {len(seeds)} seed(s) ({', '.join(map(str, seeds))}), accuracy "
-            f"on {budget.get('val_size')} validation clips; torch {found['versions']['torch']}, "
-            f"{found['versions']['cpu_threads']} CPU threads, {found['seconds'] / 60:.0f} min.")
-
-
-def not_run_yet(command: str, result_name: str, note: str = "") -> None:
-    """The message of a section whose result file is missing: which command writes it."""
-    st.info(f"Not run on this machine yet: `python -m analysis.ablations {command}` writes "
-            f"analysis/results/{result_name}.json{note}.")
-
-
-def not_run() -> None:
-    """The message of a table section before the reproduction has run."""
-    not_run_yet("all", "*", " (about an hour on 2 cores); `--smoke` gives a seconds-long version")
-
-
 def table1_section() -> None:
     found = result("table1")
     quoted = paper.TABLE1.set_index("scheme")
-    names = [scheme_block(s).paper_name for s in SCHEMES]
+    schemes = list(SCHEMES)
+    names = [SCHEMES[s].paper_name for s in schemes]
+    paper_columns = {f"{name}, paper": [quoted[name].get(s) for s in schemes]
+                     for name in ("params (M)", "K400", "SSv2")}
     if found is None:
         not_run()
-        st.dataframe(paper.TABLE1.drop(columns="scheme").rename(columns={"params (M)": "params (M), paper",
-                                                                         **PAPER_COLUMNS}),
-                     hide_index=True, width="stretch", column_config=ONE_DECIMAL)
-    else:
-        rows = {row["scheme"]: row for row in found["rows"]}
-        table = pd.DataFrame({
-            "scheme": names,
-            "params (M), paper": [quoted.loc[s, "params (M)"] for s in SCHEMES],
-            "K400, paper": [quoted.loc[s, "K400"] for s in SCHEMES],
-            "SSv2, paper": [quoted.loc[s, "SSv2"] for s in SCHEMES],
-            "params, ours": [f"{rows[s]['params']:,}" for s in SCHEMES],
-            "appearance, ours": [pm(rows[s]["appearance"]) for s in SCHEMES],
-            "motion, ours": [pm(rows[s]["motion"]) for s in SCHEMES],
-            "motion twin acc., ours": [pm(rows[s]["motion"], "twin_accuracy") for s in SCHEMES],
-        })
-        st.dataframe(table, hide_index=True, width="stretch", column_config=ONE_DECIMAL)
-        chart(comparison_figure(
-            names,
-            {f"{name} (paper)": list(quoted.loc[list(SCHEMES), name]) for name in ("K400", "SSv2")},
-            {"appearance (ours)": [mean(rows[s]["appearance"]) for s in SCHEMES],
-             "motion (ours)": [mean(rows[s]["motion"]) for s in SCHEMES]},
-            ("paper: top-1 % (quoted)", "ours: top-1 % on generated clips (measured)"),
-            right_errors={"appearance (ours)": [std(rows[s]["appearance"]) for s in SCHEMES],
-                          "motion (ours)": [std(rows[s]["motion"]) for s in SCHEMES]},
-        ), "table1_chart")
-        st.caption(how_measured(found) + " Twin accuracy: how often the true motion scores above its time-reversed "
-                   "twin (50% for a model blind to frame order). Error bars: std over seeds.")
+        st.dataframe(pd.DataFrame({"scheme": names, **paper_columns}), hide_index=True, width="stretch",
+                     column_config=ONE_DECIMAL)
+        return
+    rows = {row["scheme"]: row for row in found["rows"]}
+    ours = {s: rows.get(s, {}) for s in schemes}  # a scheme registered after the run has no row: dashes
+    st.dataframe(pd.DataFrame({
+        "scheme": names,
+        **paper_columns,
+        "params, ours": [f"{ours[s]['params']:,}" if ours[s] else "–" for s in schemes],
+        "appearance, ours": [pm(ours[s].get("appearance")) for s in schemes],
+        "motion, ours": [pm(ours[s].get("motion")) for s in schemes],
+        "motion twin acc., ours": [pm(ours[s].get("motion"), "twin_accuracy") for s in schemes],
+    }), hide_index=True, width="stretch", column_config=ONE_DECIMAL)
+    chart(comparison_figure(
+        names,
+        {f"{name} (paper)": paper_columns[f"{name}, paper"] for name in ("K400", "SSv2")},
+        {f"{d} (ours)": [mean(ours[s].get(d)) for s in schemes] for d in ("appearance", "motion")},
+        ("paper: top-1 % (quoted)", "ours: top-1 % on generated clips (measured)"),
+        right_errors={f"{d} (ours)": [std(ours[s].get(d)) for s in schemes] for d in ("appearance", "motion")},
+    ), "table1_chart")
+    show_finding(found)
+    st.caption(how_measured(found) + " Twin accuracy: how often the true motion scores above its time-reversed "
+               "twin (50% for a model blind to frame order). Error bars: std over seeds. K400 and its stand-in, "
+               "appearance, are blue; SSv2 and motion, orange, in every chart here.")
 
 
 def table2_section() -> None:
@@ -146,6 +102,7 @@ def table2_section() -> None:
                 "seconds to target": "–" if not model["seconds_to_target"] else
                 f"{model['seconds_to_target']['mean']:.0f} ± {model['seconds_to_target']['std']:.0f}",
             } for name, model in small.items() if name != "target_val_accuracy"]), hide_index=True, width="stretch")
+        show_finding(found)
         st.caption(how_measured(found))
 
 
@@ -170,9 +127,10 @@ def table3_section() -> None:
             right_errors={f"{d} (ours)": [std(rows[d]["scratch"]), std(rows[d]["image_pretrained"]), None]
                           for d in rows},
         ), "table3_chart")
-        image = found.get("image_model", {})
-        st.caption(how_measured(found) + f" The image model (space-only ViT on single generated frames) reached "
-                   f"{100 * image.get('val_accuracy', 0):.1f}% on its own validation images.")
+        show_finding(found)
+        image = found.get("image_model", {}).get("val_accuracy")
+        st.caption(how_measured(found) + ("" if image is None else " The image model (space-only ViT on single "
+                                          f"generated frames) reached {image:.1%} on its own validation images."))
 
 
 def table4_section() -> None:
@@ -198,6 +156,7 @@ def table4_section() -> None:
             ("paper: top-1 % (quoted)", "ours: top-1 % (measured)"),
             right_errors={f"{d} (ours)": [std(rows[p][d]) for p in order] for d in ("appearance", "motion")},
         ), "table4_chart")
+        show_finding(found)
         st.caption(how_measured(found))
 
 
@@ -219,7 +178,7 @@ def figure3_section() -> None:
         (left, "image_size", paper.FIGURE3_RESOLUTIONS, "spatial crop (px), 8 frames"),
         (right, "num_frames", paper.FIGURE3_FRAMES, "frames, 224 px"),
     ):
-        configs = {scheme_block(s).title: [preset("base", scheme=s, **{axis: v}) for v in values]
+        configs = {SCHEMES[s].title: [preset("base", scheme=s, **{axis: v}) for v in values]
                    for s in ("joint_space_time", "divided_space_time")}
         with column:
             st.markdown(f"**TFLOPs per view vs {title}**")
@@ -235,7 +194,7 @@ def figure3_section() -> None:
     if checked:
         pairs = checked["counter_check_8x224"]
         check = " At 8×224², analytic vs torch's FLOP counter: " + "; ".join(
-            f"{scheme_block(s).title} {v['analytic'] / 1e9:.2f} vs {v['counter'] / 1e9:.2f} GMACs" for s, v in pairs.items())
+            f"{SCHEMES[s].title} {v['analytic'] / 1e9:.2f} vs {v['counter'] / 1e9:.2f} GMACs" for s, v in pairs.items())
     st.caption(
         f"ViT-B, patch 16. Memory: weights, SGD momentum, activations kept for backward and every block's attention "
         f"matrices, for {batch} clip(s) per GPU (`timesformer.cost.memory_breakdown`); ✕ marks points over the "
@@ -243,58 +202,91 @@ def figure3_section() -> None:
     )
 
 
+LIVE_CLIPS = (40, 200, 400, 800, 1600)
+
+
 def live_section() -> None:
     st.markdown(
-        "Train Table 1's five schemes now, on this machine, with the same code as the saved reproduction "
-        "(`analysis.ablations.Runner`) but a budget small enough to watch: one seed, tiny models (8 frames × 32²)."
+        "Train every scheme now, on this machine, with the same code as the saved reproduction "
+        "(`analysis.table_runs.Runner`: from scratch, tiny models of 8 frames × 32², read through video files) but "
+        "a budget small enough to watch and one seed."
     )
     controls = st.columns(4)
     dataset = controls[0].selectbox("Dataset", ("appearance", "motion"), key="live_dataset")
-    clips = controls[1].select_slider("Training clips", [200, 400, 800, 1600], 400, key="live_clips")
+    clips = controls[1].select_slider("Training clips", LIVE_CLIPS, 400, key="live_clips")
     epochs = controls[2].select_slider("Epochs", [1, 2, 3, 4, 6], 2, key="live_epochs")
     controls[3].write("")
-    if controls[3].button("Train the five schemes", type="primary", icon=":material/play_arrow:", key="live_run"):
-        budget = replace(BUDGET, train_size=clips, val_size=100, epochs=epochs, dataset=dataset)
-        progress = st.progress(0.0, text="Generating clips…")
+    if controls[3].button(f"Train the {len(SCHEMES)} schemes", type="primary", icon=":material/play_arrow:",
+                          key="live_run"):
+        budget = replace(BUDGET, train_size=clips, val_size=max(16, clips // 4), epochs=epochs)
+        progress = st.progress(0.0, text="Starting…")
+        started: list[str] = []
+
+        def on_run(name: str) -> None:
+            started.append(name)
+            progress.progress((len(started) - 1) / len(SCHEMES),
+                              text=f"Training {name} ({len(started)}/{len(SCHEMES)})…")
+
         rows = []
         with tempfile.TemporaryDirectory() as work:
-            runner = Runner(budget, SMOKE_PRETRAIN, (0,), Path(work))
-            for index, scheme in enumerate(SCHEMES):
-                progress.progress(index / len(SCHEMES), text=f"Training {scheme_block(scheme).title} "
-                                  f"({index + 1}/{len(SCHEMES)})…")
-                cell = runner.cell(scheme=scheme)
-                rows.append({"scheme": scheme_block(scheme).paper_name, "accuracy (%)": mean(cell),
-                             "training (s)": round(cell["train_seconds"]["mean"], 1),
-                             **({"twin accuracy (%)": mean(cell, "twin_accuracy")} if "twin_accuracy" in cell else {})})
+            runner = Runner(budget, SMOKE_PRETRAIN, (0,), Path(work), on_run=on_run)
+            for scheme, block in SCHEMES.items():
+                cell = runner.cell(scheme=scheme, dataset=dataset)
+                rows.append({"scheme": block.paper_name, "accuracy (%)": mean(cell),
+                             **({"twin accuracy (%)": mean(cell, "twin_accuracy")} if "twin_accuracy" in cell else {}),
+                             "training": duration(cell["train_seconds"]["mean"])})
+            config = runner.config(scheme=next(iter(SCHEMES)), dataset=dataset)
+            heldout = runner.heldout(config)
         progress.progress(1.0, text="Done")
-        st.session_state["live_result"] = (dataset, clips, epochs, rows)
+        classes = f" ({config.classes.replace(',', ', ')})" if config.classes else ""
+        st.session_state["live_result"] = (rows, f"Measured just now: {dataset}{classes}, {clips} training clips, "
+                                           f"{epochs} epoch(s), seed 0; accuracy on {heldout.clips} held-out video "
+                                           f"files of seed {heldout.seed}.")
     if "live_result" in st.session_state:
-        dataset, clips, epochs, rows = st.session_state["live_result"]
+        rows, measured = st.session_state["live_result"]
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                     column_config={"accuracy (%)": st.column_config.ProgressColumn(format="%.1f", min_value=0,
-                                                                                    max_value=100)})
-        st.caption(f"Measured just now: {dataset}, {clips} training clips, {epochs} epoch(s), seed 0, accuracy on "
-                   "100 validation clips. A short run: differences between schemes are within noise at this budget.")
+                     column_config={name: st.column_config.ProgressColumn(format="%.1f", min_value=0, max_value=100)
+                                    for name in ("accuracy (%)", "twin accuracy (%)")})
+        st.caption(measured + " One seed: its spread is not measured, so a difference of a few points between "
+                   "schemes may be chance.")
+
+
+def figure4_section() -> None:
+    found = result("figure4")
+    st.markdown("The paper's Fig. 4: accuracy as the training set grows, space-only against divided space-time "
+                "(on SSv2, T+S overtakes S with more videos). Ours, on *motion*.")
+    if found is None:
+        not_run()
+        return
+    sizes = found["sizes"]
+    chart(cost_figure(sizes, {SCHEMES[s].title if s in SCHEMES else s: [mean(cell) for cell in cells]
+                              for s, cells in found["rows"].items()},
+                      "training clips", "top-1 accuracy (%)", log_y=False), "figure4_chart")
+    show_finding(found)
+    st.caption(how_measured(found) + f" Chance: {found['chance']:.0%}.")
 
 
 def direction_section() -> None:
     found = result("direction")
-    st.markdown("Can divided space-time tell a movement from the same movement played backwards? *move_right* "
-                "against *move_left* alone (chance 50%). With the paper's start, temporal attention begins blind to "
-                "the order of frames; the *previous-frame* start (ours, not the paper's: "
-                "`timesformer/temporal_init.py`) points one head of it at the previous frame. The 3D CNN's "
-                "space-time kernels see the order from the first step.")
+    st.markdown("Can divided space-time tell a movement from the same movement played backwards? With the paper's "
+                "start, temporal attention begins blind to the order of frames; the *previous-frame* start (ours, not "
+                "the paper's: `timesformer/temporal_init.py`) points one head of it at the previous frame. The 3D "
+                "CNN's space-time kernels see the order from the first step. Twin accuracy: how often the true "
+                "movement scores above its reversal (50% for a model blind to the order of frames).")
     if found is None:
         not_run_yet("direction", "direction", " (about 40 minutes on one core)")
         return
     st.dataframe(pd.DataFrame([{
         "model": name,
         "accuracy, ours": pm(cell),
+        "twin accuracy, ours": pm(cell, "twin_accuracy"),
         "per seed": ", ".join(f"{100 * run['accuracy']:.1f}" for run in cell["per_seed"]),
-        "training (s)": f"{cell['train_seconds']['mean']:.0f}",
-    } for name, cell in found["rows"].items()]), hide_index=True, width="stretch")
-    st.caption(how_measured(found) + f" Initialised from: {found['init']}. The paper has no such check: "
-               "nothing here is quoted from it.")
+        "training": duration(cell["train_seconds"]["mean"]),
+    } for name, cell in found["rows"].items()]), hide_index=True, width="stretch",
+                 column_config={"model": st.column_config.TextColumn(width="large")})
+    show_finding(found)
+    start = f" Initialised from: {found['init']}." if "init" in found else ""
+    st.caption(how_measured(found) + start + " The paper has no such check: nothing here is quoted from it.")
 
 
 def demo_section() -> None:
@@ -303,29 +295,30 @@ def demo_section() -> None:
     if found is None:
         not_run_yet("card", "demo_models")
         return
-    st.dataframe(pd.DataFrame([{
+    st.table(pd.DataFrame([{
         "model": name,
         "trained on": model["dataset"],
         "held-out accuracy": f"{100 * model['accuracy']:.1f}%",
         "twin accuracy": f"{100 * model['twin_accuracy']:.1f}%" if "twin_accuracy" in model else "–",
+        "samples": f"{model['samples']['correct']}/{model['samples']['total']}" if model.get("samples") else "–",
         "params": f"{model['params']:,}",
         "GMACs per clip": f"{model['gmacs_per_clip']:.3f}",
-        "training (s)": f"{model['train_seconds']:.0f}",
+        "training": duration(model["train_seconds"]),
         "initialised from": Path(model["init"]).stem if model["init"] != "scratch" else "scratch",
-    } for name, model in found["models"].items()]), hide_index=True, width="stretch")
+    } for name, model in found["models"].items()]).set_index("model"))  # a static table: long names wrap
     per_pair = {name: model["pair_accuracy"] for name, model in found["models"].items() if "pair_accuracy" in model}
     if per_pair:
         st.dataframe(pd.DataFrame([{"motion model": name, **{pair: f"{100 * v:.1f}%" for pair, v in pairs.items()}}
-                                   for name, pairs in per_pair.items()]), hide_index=True, width="stretch")
-    held_out = found["heldout"]
-    st.caption(f"Measured by `{found['command']}` on {held_out['clips']} clips generated with seed {held_out['seed']} "
+                                   for name, pairs in per_pair.items()]), hide_index=True, width="stretch",
+                     column_config={"motion model": st.column_config.TextColumn(width="large")})
+    st.caption(f"Measured by `{found['command']}` through video files, on {heldout_text(found['heldout'])} "
                "(training and validation used seeds 0-7). Twin accuracy: how often the true motion scores above "
-               "its time-reversed twin (50% for a model blind to frame order). Second table: held-out accuracy on the "
-               "clips of each twin pair (50% for a model that knows what changes but not which way). The "
-               "regeneration commands and limitations are in timesformer/weights/MODEL_CARD.md.")
+               "its time-reversed twin (50% for a model blind to frame order). Samples: the app's bundled clips of "
+               "the model's dataset it gets right. Second table: held-out accuracy on the clips of each twin pair "
+               "(50% for a model that knows what changes but not which way). The regeneration commands and "
+               "limitations are in timesformer/weights/MODEL_CARD.md.")
 
 
-st.title("Ablations")
 st.caption(
     f"Every number in a column or panel marked *paper* is **{paper.QUOTED}** ({paper.CITATION}). Every other "
     "number is computed here or measured by our small-scale reproduction, which says how it was measured. "
@@ -338,6 +331,7 @@ SECTIONS = {
     "Table 3 · pretraining": table3_section,
     "Table 4 · position": table4_section,
     "Fig. 3 · cost curves": figure3_section,
+    "Fig. 4 · data": figure4_section,
     "Direction": direction_section,
     "Run it live": live_section,
     "Demo models": demo_section,
