@@ -127,28 +127,39 @@ def recipe() -> dict[str, DemoModel]:
 
 def train_demo_models(names: list[str] | None = None, jobs: int = 2) -> None:
     """Train each model of `names` (default: all) whose file is missing, as its command says, from the repository
-    root: each as soon as the model it starts from exists, `jobs` at a time (one thread each); earlier stages
-    first (so a stopped session leaves every scheme at the same stage), then the longest chains. Delete a file
-    to retrain it; a stopped run resumes from its state."""
+    root: each once the file it starts from exists, `jobs` at a time (one thread each); earlier stages first (so
+    a stopped session leaves every scheme at the same stage), then the longest chains. A model whose start is
+    still being trained elsewhere (another driver) is waited for. Delete a file to retrain it; a stopped run
+    resumes from its state."""
     models = recipe()
     pending = {name for name in (names or models) if not models[name].path.exists()}
     log.info("kept: %s", ", ".join(sorted(set(names or models) - pending)) or "none")
-    needs = {name: {other for other in pending if models[other].path == ROOT / models[name].config.init}
-             for name in pending}
+    outputs = {_relative(model.path) for model in models.values()}
     running: dict[Future, str] = {}
     with ThreadPoolExecutor(jobs) as pool:
         while pending or running:
-            ready = sorted((n for n in pending if not needs[n] & (pending | set(running.values()))),
+            ready = sorted((n for n in pending if _startable(models[n].config.init)),
                            key=lambda n: (models[n].stage, -_chain_cost(n, models)))
             for name in ready[: jobs - len(running)]:
                 pending.discard(name)
                 running[pool.submit(_run, models[name].command)] = name
             if not running:
-                raise RuntimeError(f"cannot start {', '.join(sorted(pending))}: what they start from is missing")
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+                never = [n for n in pending if models[n].config.init not in outputs]
+                if never:
+                    raise RuntimeError(f"cannot start {', '.join(sorted(never))}: what they start from is missing")
+                time.sleep(POLL_S)  # their starts are being trained by another driver
+                continue
+            done, _ = wait(running, timeout=POLL_S, return_when=FIRST_COMPLETED)
             for future in done:
                 running.pop(future)
                 future.result()  # re-raise a failed run
+
+
+POLL_S = 60.0
+
+
+def _startable(init: str) -> bool:
+    return not init or (ROOT / init).exists()
 
 
 def make_clips(names: list[str] | None = None) -> None:
