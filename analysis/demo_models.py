@@ -6,15 +6,15 @@
     python -m analysis.demo_card              # measure them through video files -> the model card
 
 The recipe, as the paper's: an image model (a space-only ViT on `images`) inflated into every video model. On
-`motion` all five schemes then take the same three stages, with the same clips, epochs and schedule:
+`motion` all five schemes then take the same two stages, with the same clips, epochs and schedule:
 1. the image model inflated, one head of each block started on the same patch in the previous frame
    (`--temporal-init previous_frame`; not defined for space-only, which never compares frames);
-2. trained on with extra turn clips (the pair a balanced mix left at chance), at half the learning rate;
-3. trained on with still more turns, at a quarter.
+2. trained on with as many extra turn clips as balanced ones (turns are the pair a balanced mix left at
+   chance), at half the learning rate.
 On `appearance`, divided and space-only take stage 1 alone. Every clip takes a video file's path
 (`--augment video`: random size, length, H.264 quality, the paper's scale jitter and random crop).
 
-Stages 1 and 2 are built in `build/demo/` and not shipped (space); each run writes a resumable `--state` there,
+Stage 1 is built in `build/demo/` and not shipped (space); each run writes a resumable `--state` there,
 so `train` picks up where a stopped run left off. Clips are generated once per stage and shared by the schemes
 (`TIMESFORMER_CLIP_CACHE`, `build/clips/`).
 """
@@ -89,12 +89,10 @@ VIDEO = TrainConfig(patch_size=PATCH, augment="video", temporal_init="previous_f
                     epochs=4, batch_size=16, lr=1e-3, warmup_epochs=0.3, threads=1)
 """Stage 1 of every video model (the image model inflated; about 1 h a model on one core)."""
 LATER_STAGES = (
-    dict(temporal_init="paper", train_size=16000, focus=TURNS, focus_size=8000, epochs=3, lr=5e-4, warmup_epochs=0.1,
+    dict(temporal_init="paper", train_size=12000, focus=TURNS, focus_size=12000, epochs=3, lr=5e-4, warmup_epochs=0.1,
          data_seed=2),
-    dict(temporal_init="paper", train_size=12000, focus=TURNS, focus_size=12000, epochs=2, lr=2.5e-4,
-         warmup_epochs=0.1, data_seed=5),
 )
-"""Stages 2 and 3 on `motion`: fresh clips, 33% and then 50% of them extra turns, at falling learning rates."""
+"""Stage 2 on `motion`: fresh clips, half of them extra turns, at half the learning rate, decaying to zero."""
 APPEARANCE_SCHEMES = ("divided_space_time", "space_only")
 
 
