@@ -21,9 +21,8 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from timesformer.cost import comparisons_per_patch
 from timesformer.layout import Grid
-from timesformer.model import Inspection, TimeSformer, TimeSformerConfig
+from timesformer.model import Inspection, TimeSformer
 from timesformer.schemes import Stage, scheme_block
 
 HeadFusion = Literal["mean", "max", "min"] | int
@@ -190,30 +189,3 @@ def inspect_query(model: TimeSformer, clip: Tensor, query: Query, index: int = 0
     with torch.inference_mode():
         model.forward_features(clip.to(next(model.parameters()).dtype), keep)
     return result
-
-
-def comparisons_per_query(config: TimeSformerConfig, grid: Grid | None = None) -> int:
-    """Keys one patch query is compared with in one block (see `timesformer.cost.comparisons_per_patch`)."""
-    return comparisons_per_patch(config, grid)
-
-
-def patch_at(x: float, y: float, frame_width: float, frame_height: float, grid: Grid) -> tuple[int, int]:
-    """The (row, col) of the patch under a click at pixel (x, y) of a frame shown `frame_width` x `frame_height`.
-
-    x grows to the right and y downwards (image coordinates, as plotly shows images); the right and bottom
-    borders belong to the last patch.
-    """
-    if frame_width <= 0 or frame_height <= 0:
-        raise ValueError(f"frame size must be positive, got {frame_width}x{frame_height}")
-    if not (0 <= x <= frame_width and 0 <= y <= frame_height):
-        raise ValueError(f"point ({x}, {y}) is outside the {frame_width}x{frame_height} frame")
-    row = min(int(y / frame_height * grid.h), grid.h - 1)
-    col = min(int(x / frame_width * grid.w), grid.w - 1)
-    return row, col
-
-
-def patch_centres(frame_width: float, frame_height: float, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel centres (x, y) of every patch of a frame, each [H, W]: where the app puts its clickable markers."""
-    xs = (np.arange(grid.w) + 0.5) * frame_width / grid.w
-    ys = (np.arange(grid.h) + 0.5) * frame_height / grid.h
-    return np.meshgrid(xs, ys)

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from bench.memory import measure_peak_bytes
 from timesformer import SCHEMES, Grid, TimeSformer, cost, preset
 from timesformer.cost import (
     GIB,
@@ -11,7 +12,6 @@ from timesformer.cost import (
     count_macs,
     estimate_peak_bytes,
     measure_flops,
-    measure_peak_bytes,
     memory_breakdown,
 )
 

@@ -1,20 +1,12 @@
-"""Per-query attention: patterns per scheme, weights read from the right rows, click-to-patch mapping."""
+"""Per-query attention: patterns per scheme, weights read from the right rows."""
 
 import numpy as np
 import pytest
 import torch
 
-from analysis.query import (
-    Query,
-    comparisons_per_query,
-    fuse_heads,
-    inspect_query,
-    patch_at,
-    patch_centres,
-    query_attention,
-    query_pattern,
-)
+from analysis.query import Query, fuse_heads, inspect_query, query_attention, query_pattern
 from timesformer import SCHEMES, Grid, TimeSformer, preset
+from timesformer.cost import comparisons_per_patch
 
 GRID = Grid(4, 4, 4)
 QUERY = Query(t=1, row=2, col=3)
@@ -82,16 +74,16 @@ def test_axial_patterns():
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
-def test_pattern_sizes_match_comparisons_per_query(scheme):
+def test_pattern_sizes_match_comparisons_per_patch(scheme):
     config = preset("tiny", scheme=scheme, num_frames=GRID.t)
     total = sum(p.comparisons for p in query_pattern(scheme, GRID, QUERY))
-    assert total == comparisons_per_query(config, GRID)
+    assert total == comparisons_per_patch(config, GRID)
 
 
 def test_comparisons_follow_the_paper_for_joint_and_divided():
     n, t = GRID.patches_per_frame, GRID.t
-    assert comparisons_per_query(preset("tiny", scheme="joint_space_time"), GRID) == n * t + 1
-    assert comparisons_per_query(preset("tiny", scheme="divided_space_time"), GRID) == n + t + 1
+    assert comparisons_per_patch(preset("tiny", scheme="joint_space_time"), GRID) == n * t + 1
+    assert comparisons_per_patch(preset("tiny", scheme="divided_space_time"), GRID) == n + t + 1
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -175,19 +167,3 @@ def test_bad_queries_are_refused():
         query_pattern("nope", GRID, QUERY)
     with pytest.raises(ValueError, match="even"):
         query_pattern("sparse_local_global", Grid(3, 4, 4), QUERY)
-
-
-def test_patch_at_maps_clicks_to_patches():
-    grid = Grid(8, 7, 14)
-    assert patch_at(0, 0, 224, 112, grid) == (0, 0)
-    assert patch_at(224, 112, 224, 112, grid) == (6, 13)  # borders belong to the last patch
-    assert patch_at(16.1, 15.9, 224, 112, grid) == (0, 1)
-    xs, ys = patch_centres(224, 112, grid)
-    assert xs.shape == ys.shape == (7, 14)
-    for r in range(grid.h):
-        for c in range(grid.w):
-            assert patch_at(xs[r, c], ys[r, c], 224, 112, grid) == (r, c)
-    with pytest.raises(ValueError, match="outside"):
-        patch_at(-1, 5, 224, 112, grid)
-    with pytest.raises(ValueError, match="positive"):
-        patch_at(1, 1, 0, 112, grid)

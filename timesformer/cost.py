@@ -13,7 +13,6 @@ stage are read off the scheme's own einops patterns, so a new scheme is costed w
 from __future__ import annotations
 
 import os
-import weakref
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -21,8 +20,6 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from .layout import Grid
@@ -151,11 +148,11 @@ def memory_breakdown(
 ) -> dict[str, int]:
     """Estimated peak bytes of one pass: `weights`, `optimizer`, `input`, `activations` and their `total`.
 
-    `activations` is everything a pass allocates beyond the weights and the clip (what `measure_peak_bytes`
+    `activations` is everything a pass allocates beyond the weights and the clip (what `bench.memory.measure_peak_bytes`
     measures); in training that includes the parameter gradients. The official 2021 code computed attention
     explicitly, so `training=True, capture=True` models how the paper trained (its Figure 3).
 
-    The model, in token widths (batch x tokens x dim values), checked against `measure_peak_bytes` on CPU:
+    The model, in token widths (batch x tokens x dim values), checked against `bench.memory.measure_peak_bytes` on CPU:
     - Inference holds one block's working set: the block input, the residual stream, its normed copy and the
       MLP hidden before and after GELU, (3 + 2 x mlp_ratio) widths, the widest point of a block.
     - Fused SDPA is assumed flash-style (memory linear in the group length, as on CPU and on GPU flash or
@@ -256,50 +253,3 @@ def check_memory(
 
 class MemoryBudgetError(RuntimeError):
     """A run would need more memory than this machine can spare."""
-
-
-class _StorageTracker(TorchDispatchMode):
-    """Live bytes of the tensor storages created while active, and their peak.
-
-    A storage counts from the op that creates it until Python frees it; outputs that alias an input (views,
-    in-place ops) create nothing. What existed before (weights, the input clip) is not counted.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live = 0
-        self.peak = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, Tensor)}
-        for tensor in tree_leaves(out):
-            if not isinstance(tensor, Tensor):
-                continue
-            storage = tensor.untyped_storage()
-            if storage.data_ptr() in inputs or storage.nbytes() == 0:
-                continue
-            inputs.add(storage.data_ptr())
-            self.live += storage.nbytes()
-            weakref.finalize(storage, self._release, storage.nbytes())
-        self.peak = max(self.peak, self.live)
-        return out
-
-    def _release(self, nbytes: int) -> None:
-        self.live -= nbytes
-
-
-def measure_peak_bytes(model: TimeSformer, video: Tensor, capture: bool = False, training: bool = False) -> int:
-    """Peak bytes of the tensors one pass allocates beyond the weights and the clip.
-
-    Inference runs under `no_grad`; training also runs backward from the summed logits (gradients returned,
-    not accumulated, so the model is left as found). `capture` takes the explicit softmax path and keeps
-    every block's attention probabilities, as `inspect` does.
-    """
-    params = [p for p in model.parameters() if p.requires_grad]
-    with torch.set_grad_enabled(training), _StorageTracker() as tracker:
-        logits = model.inspect(video).logits if capture else model(video)
-        if training:
-            torch.autograd.grad(logits.sum(), params)
-        del logits
-    return tracker.peak
