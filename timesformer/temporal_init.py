@@ -1,10 +1,9 @@
 """Start one head per block looking at the same patch in the previous frame, so a small TimeSformer learns direction.
 
 Why. With the paper's start (time embedding at zero, the new attention copied from the image model's), the
-model is exactly invariant to the order of the frames, and on `motion`, whose twins are each other played
-backwards, the gradient towards an order-sensitive feature starts at zero: small models stayed at chance on
-direction for thousands of steps. Direction is a product of what one frame and the previous one show at a place;
-once each token sees its predecessor, one MLP computes it (MODEL_CARD.md has the measurements).
+model is exactly invariant to the order of the frames, so on `motion`, whose twins are each other played
+backwards, the gradient towards an order-sensitive feature starts at zero. Direction is a product of what one
+frame and the previous one show at a place; once each token sees its predecessor, one MLP computes it.
 
 Which stage. In each block, the first stage whose groups hold one patch position at consecutive frames:
 - divided space-time (T+S) and axial (T+W+H): the temporal stage (`temporal_attn`); a group is one position.
@@ -22,12 +21,9 @@ What changes: starting values only, never the architecture, so every checkpoint 
   slots start at zero. q . k is then largest for the same position in frame t - 1. Its values and the other
   heads keep their weights.
 - An added stage whose groups hold several positions (L+G's local stage) lets head 0 through from the start:
-  its `fc` starts as the identity and its `proj` passes head 0 alone, where the stage would otherwise start
-  silent (zero `fc`, as the official divided code starts `temporal_fc`). Measured on move_right vs move_left
-  (MODEL_CARD.md): L+G with a silent local stage stayed at 50% for 3 epochs, with head 0 let through it reached
-  98.8% in the second; divided and axial, whose temporal groups hold one position, learn with the silent start
-  (99.0% in one epoch) and keep it; joint space-time has no added stage: head 0 is ViT's own attention.
-The scales are measured choices: head 0 starts with most of its attention on that one key (tests check > 60%).
+  its `fc` starts as the identity and its `proj` passes head 0 alone; silent (a zero `fc`, as the official code
+  starts divided's `temporal_fc`) it never left chance, where divided and axial learn with the silent start.
+The scales and that choice are measured (MODEL_CARD.md); head 0 starts with most of its attention on its key.
 """
 
 from __future__ import annotations
