@@ -24,6 +24,8 @@ from timesformer.checkpoints import load_checkpoint
 from timesformer.train_config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # torchrun starts processes: tens of seconds
+
 CONFIG = TrainConfig(preset="tiny", train_size=61, val_size=16, epochs=2, batch_size=16, threads=1)
 """61 clips in batches of 16: the last batch of 13 splits 7 + 6, which checks the weighting of unequal slices."""
 WEIGHT_TOLERANCE, LOSS_TOLERANCE = 1e-4, 1e-5
