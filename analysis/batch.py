@@ -3,7 +3,7 @@
 `run_batch` lists the videos, cuts the list into shards of `shard_size` in a fixed order and writes each finished
 shard (`batch_files` has the formats). Every video is analysed alone (a batch of one clip), so its numbers do not
 depend on the engine, worker or batch that ran it: the `local` engine (this machine's cores) and the `ray` engine
-(`ray_engine.py`, Ray Data on a cluster) run the same `VideoAnalyzer` and write the same files. A video that
+(`ray_engine.py`, Ray actors on a cluster) run the same `VideoAnalyzer` and write the same files. A video that
 cannot be read becomes a row of the errors table with the reason; the job goes on.
 """
 
@@ -26,6 +26,7 @@ from tqdm import tqdm
 from timesformer.checkpoints import load_checkpoint
 from timesformer.cost import check_memory
 from timesformer.inference import Prediction, read_clip
+from timesformer.runtime import inference_copy
 from timesformer.video import Clip
 
 from .batch_files import (
@@ -43,6 +44,7 @@ from .batch_files import (
 from .rollout import rollout
 
 ENGINES = ("local", "ray")
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -52,17 +54,24 @@ class BatchJob:
     checkpoint: str
     what: tuple[str, ...] = ("predictions", "features")
     top_k: int = 5
+    precision: str = "float32"
+    """Of the forward pass (predictions, features); bfloat16 only where the CPU has it fast. Rollout stays fp32."""
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise BatchError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
         unknown = sorted(set(self.what) - set(WHATS))
         if unknown or not self.what:
-            raise BatchError(f"--what takes a comma-separated subset of {', '.join(WHATS)}, got {','.join(self.what)!r}")
+            raise BatchError(
+                f"--what takes a comma-separated subset of {', '.join(WHATS)}, got {','.join(self.what)!r}"
+            )
         if self.top_k < 1:
             raise BatchError(f"top_k must be positive, got {self.top_k}")
         object.__setattr__(self, "what", tuple(w for w in WHATS if w in self.what))  # one spelling per choice
 
 
 # --- the per-video function, shared by the engines ---
+
 
 class VideoAnalyzer:
     """A model loaded once, applied to one video at a time.
@@ -78,6 +87,9 @@ class VideoAnalyzer:
         self.loaded = load_checkpoint(job.checkpoint)
         self.loaded.model.eval()
         check_memory(self.loaded.config, capture="rollout" in job.what)
+        self.model = self.loaded.model
+        if job.precision != "float32":
+            self.model = inference_copy(self.model, PRECISIONS[job.precision])
 
     def read(self, video: InputVideo) -> Clip:
         """The centre clip, sampled and normalised as the model expects."""
@@ -86,8 +98,8 @@ class VideoAnalyzer:
     def forward(self, clip: Clip) -> dict:
         """Top-k predictions and the CLS feature of one clip."""
         with torch.inference_mode():
-            feature = self.loaded.model.forward_features(clip.tensor)
-            probabilities = self.loaded.model.head(feature).float().softmax(-1)[0]
+            feature = self.model.forward_features(clip.tensor.to(next(self.model.parameters()).dtype))
+            probabilities = self.model.head(feature).float().softmax(-1)[0]
         top = Prediction(probabilities, self.loaded.labels).top(self.job.top_k)
         return {
             "prediction": top[0][0],
@@ -108,8 +120,15 @@ class VideoAnalyzer:
         if isinstance(clip, Exception):
             return {**row, "error": type(clip).__name__, "reason": str(clip)}
         info = clip.info
-        row |= {"num_frames": info.num_frames, "fps": info.fps, "width": info.width, "height": info.height,
-                "duration_s": info.duration_s, "backend": info.backend, "frames": clip.indices}
+        row |= {
+            "num_frames": info.num_frames,
+            "fps": info.fps,
+            "width": info.width,
+            "height": info.height,
+            "duration_s": info.duration_s,
+            "backend": info.backend,
+            "frames": clip.indices,
+        }
         if {"predictions", "features"} & set(self.job.what):
             row |= self.forward(clip)
         if "rollout" in self.job.what:
@@ -148,6 +167,7 @@ def _manifest(job: BatchJob, shard_size: int, videos: list[InputVideo]) -> dict:
         "checkpoint_sha256": checkpoint_digest(job.checkpoint),
         "what": list(job.what),
         "top_k": job.top_k,
+        "precision": job.precision,
         "shard_size": shard_size,
         "videos": [[v.path, v.label] for v in videos],
         "checkpoint": job.checkpoint,  # where it was: informative, not compared
@@ -222,12 +242,14 @@ def run_batch(
                         break
             rows.close()
     errors = sum(pq.read_metadata(p).num_rows for p in (out / "errors").glob("shard-*.parquet"))
-    return BatchSummary(out, len(videos), len(shards), written, len(shards) - len(todo), errors,
-                        time.perf_counter() - start)
+    return BatchSummary(
+        out, len(videos), len(shards), written, len(shards) - len(todo), errors, time.perf_counter() - start
+    )
 
 
-def _engine_rows(engine: str, analyzer: VideoAnalyzer, videos: list[InputVideo], address: str | None,
-                 readers: int | None) -> Iterator[dict]:
+def _engine_rows(
+    engine: str, analyzer: VideoAnalyzer, videos: list[InputVideo], address: str | None, readers: int | None
+) -> Iterator[dict]:
     if engine == "local":
         return analyzer.analyze(videos, readers or os.cpu_count() or 1)
     try:

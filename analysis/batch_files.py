@@ -7,7 +7,7 @@ Excel's byte-order mark) or UTF-16.
 Output folder (resumable and idempotent: a shard is done when its results file exists; every file is written
 under a temporary name and renamed, the results file last; `manifest.json` pins the videos and settings, so a
 rerun with other ones is refused instead of mixed in):
-    manifest.json                checkpoint, what, top_k, shard_size and the list of videos
+    manifest.json                checkpoint, what, top_k, precision, shard_size and the list of videos
     results/shard-00000.parquet  a row per analysed video: index, path, label, video facts, top-k, feature
     errors/shard-00000.parquet   a row per video that failed: index, path, label, error (type), reason
     rollout/shard-00000.npz      index [n], maps [n, T, rows, cols] float32, cls_share [n]
@@ -35,15 +35,29 @@ WHATS = ("predictions", "features", "rollout")
 VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".gif"})
 MANIFEST_FORMAT = "timesformer-batch/1"
 
-ROW_SCHEMA = pa.schema([
-    ("index", pa.int64()), ("path", pa.string()), ("label", pa.string()),
-    ("error", pa.string()), ("reason", pa.string()),
-    ("num_frames", pa.int64()), ("fps", pa.float64()), ("width", pa.int64()), ("height", pa.int64()),
-    ("duration_s", pa.float64()), ("backend", pa.string()), ("frames", pa.list_(pa.int64())),
-    ("prediction", pa.string()), ("top_labels", pa.list_(pa.string())), ("top_probs", pa.list_(pa.float32())),
-    ("feature", pa.list_(pa.float32())),
-    ("rollout", pa.list_(pa.float32())), ("rollout_shape", pa.list_(pa.int64())), ("cls_share", pa.float32()),
-])
+ROW_SCHEMA = pa.schema(
+    [
+        ("index", pa.int64()),
+        ("path", pa.string()),
+        ("label", pa.string()),
+        ("error", pa.string()),
+        ("reason", pa.string()),
+        ("num_frames", pa.int64()),
+        ("fps", pa.float64()),
+        ("width", pa.int64()),
+        ("height", pa.int64()),
+        ("duration_s", pa.float64()),
+        ("backend", pa.string()),
+        ("frames", pa.list_(pa.int64())),
+        ("prediction", pa.string()),
+        ("top_labels", pa.list_(pa.string())),
+        ("top_probs", pa.list_(pa.float32())),
+        ("feature", pa.list_(pa.float32())),
+        ("rollout", pa.list_(pa.float32())),
+        ("rollout_shape", pa.list_(pa.int64())),
+        ("cls_share", pa.float32()),
+    ]
+)
 """One analysed video as it travels from a worker to the writer (a dict per row, or an Arrow table)."""
 VIDEO_COLUMNS = ("index", "path", "label", "num_frames", "fps", "width", "height", "duration_s", "backend", "frames")
 ERROR_COLUMNS = ("index", "path", "label", "error", "reason")
@@ -65,6 +79,7 @@ class InputVideo:
 
 
 # --- the input list ---
+
 
 def list_videos(source: str | Path) -> list[InputVideo]:
     """The videos of a folder (recursive; a video in a subfolder is labelled with that subfolder, the usual
@@ -106,16 +121,19 @@ def _manifest_text(path: Path) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as error:
-        raise BatchError(f"{path.name} is not UTF-8 text (byte {error.start} is {data[error.start]:#04x}, as in "
-                         "Latin-1): save it as CSV UTF-8") from None
+        raise BatchError(
+            f"{path.name} is not UTF-8 text (byte {error.start} is {data[error.start]:#04x}, as in "
+            "Latin-1): save it as CSV UTF-8"
+        ) from None
 
 
 def rows_table(rows: Iterable[dict]) -> pa.Table:
-    """Rows as one Arrow table of ROW_SCHEMA (what the ray workers send back)."""
+    """Rows as one Arrow table of ROW_SCHEMA."""
     return pa.Table.from_pylist(list(rows), schema=ROW_SCHEMA)
 
 
 # --- the output folder ---
+
 
 def shard_name(shard: int) -> str:
     return f"shard-{shard:05d}"
@@ -139,13 +157,18 @@ def write_shard(out: Path, shard: int, rows: list[dict], what: tuple[str, ...]) 
         _write_atomically(out / "errors" / f"{name}.parquet", lambda p: pq.write_table(bad.select(ERROR_COLUMNS), p))
     if "rollout" in what and good.num_rows:
         shapes = good["rollout_shape"].to_pylist()
-        maps = np.stack([np.asarray(flat, np.float32).reshape(shape)
-                         for flat, shape in zip(good["rollout"].to_pylist(), shapes)])
+        maps = np.stack(
+            [np.asarray(flat, np.float32).reshape(shape) for flat, shape in zip(good["rollout"].to_pylist(), shapes)]
+        )
 
         def save(path: Path) -> None:
             with path.open("wb") as handle:
-                np.savez_compressed(handle, index=good["index"].to_numpy(), maps=maps,
-                                    cls_share=good["cls_share"].to_numpy().astype(np.float32))
+                np.savez_compressed(
+                    handle,
+                    index=good["index"].to_numpy(),
+                    maps=maps,
+                    cls_share=good["cls_share"].to_numpy().astype(np.float32),
+                )
 
         _write_atomically(out / "rollout" / f"{name}.npz", save)
     columns = VIDEO_COLUMNS + tuple(c for kind in what for c in RESULT_COLUMNS[kind])
@@ -186,8 +209,10 @@ def pin_manifest(out: Path, manifest: dict) -> None:
         stored = read_manifest(out)
         changed = [k for k in manifest if k != "checkpoint" and stored.get(k) != manifest[k]]
         if changed:
-            raise BatchError(f"{out} holds the output of a run with other {', '.join(changed)}: rerun with the same "
-                             "input and settings to resume it, or choose another --out")
+            raise BatchError(
+                f"{out} holds the output of a run with other {', '.join(changed)}: rerun with the same "
+                "input and settings to resume it, or choose another --out"
+            )
         return
     _write_atomically(path, lambda p: p.write_text(json.dumps(manifest, indent=1)))
 
@@ -244,7 +269,7 @@ def load_output(out: str | Path) -> BatchOutput:
     for path in tables("rollout", ".npz"):
         with np.load(path) as stored:
             parts.append({key: stored[key] for key in stored.files})
-    maps = {key: np.concatenate([part[key] for part in parts]) for key in ("index", "maps", "cls_share")} if parts else {}
+    maps = (
+        {key: np.concatenate([part[key] for part in parts]) for key in ("index", "maps", "cls_share")} if parts else {}
+    )
     return BatchOutput(results, errors, maps)
-
-

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +14,11 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis.batch import BatchJob, run_batch
-from analysis.batch_files import BatchError, BatchOutput, list_videos, load_output
+from analysis.batch import BatchJob, VideoAnalyzer, run_batch
+from analysis.batch_files import BatchError, BatchOutput, InputVideo, list_videos, load_output
 from analysis.cli import main
 from analysis.rollout import rollout
+from timesformer import runtime
 from timesformer.checkpoints import (
     OFFICIAL_NORMALIZATION,
     LoadedModel,
@@ -25,6 +28,7 @@ from timesformer.checkpoints import (
 from timesformer.datasets import generate, write_mp4
 from timesformer.inference import read_clip
 from timesformer.model import TimeSformer, preset
+from timesformer.runtime import fast_bf16_available
 
 GOOD, SHARD = 20, 6
 LABELS = [f"class {i}" for i in range(6)]
@@ -36,8 +40,9 @@ def collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("batch")
     torch.manual_seed(0)
     model = TimeSformer(preset("demo", num_classes=len(LABELS)))
-    save_checkpoint(root / "model.safetensors", LoadedModel(model, *OFFICIAL_NORMALIZATION, LABELS, "ours"),
-                    sampling_stride="1")
+    save_checkpoint(
+        root / "model.safetensors", LoadedModel(model, *OFFICIAL_NORMALIZATION, LABELS, "ours"), sampling_stride="1"
+    )
     videos = root / "videos"
     videos.mkdir()
     clips = generate("motion", GOOD, seed=0, num_frames=12, size=64)
@@ -78,19 +83,29 @@ def assert_same_output(a: BatchOutput, b: BatchOutput) -> None:
 
 # --- the input list ---
 
+
 def test_folder_glob_and_manifest_inputs(tmp_path: Path) -> None:
     for name in ("b.mp4", "a.webm", "jump/c.mp4", "notes.txt"):
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     found = list_videos(tmp_path)
-    assert [(Path(v.path).name, v.label, v.index) for v in found] == [("a.webm", None, 0), ("b.mp4", None, 1), ("c.mp4", "jump", 2)]
+    assert [(Path(v.path).name, v.label, v.index) for v in found] == [
+        ("a.webm", None, 0),
+        ("b.mp4", None, 1),
+        ("c.mp4", "jump", 2),
+    ]
     assert [Path(v.path).name for v in list_videos(tmp_path / "*.mp4")] == ["b.mp4"]
     (tmp_path / "list.csv").write_text("path,label\njump/c.mp4,hop\nb.mp4,\n")
     manifest = list_videos(tmp_path / "list.csv")
-    assert [(v.path, v.label) for v in manifest] == [(str(tmp_path / "jump/c.mp4"), "hop"), (str(tmp_path / "b.mp4"), None)]
+    assert [(v.path, v.label) for v in manifest] == [
+        (str(tmp_path / "jump/c.mp4"), "hop"),
+        (str(tmp_path / "b.mp4"), None),
+    ]
 
 
-@pytest.mark.parametrize("bad, message", [("empty", "no videos"), ("missing", "neither"), ("nopath.csv", "no `path` column")])
+@pytest.mark.parametrize(
+    "bad, message", [("empty", "no videos"), ("missing", "neither"), ("nopath.csv", "no `path` column")]
+)
 def test_bad_inputs_are_named(tmp_path: Path, bad: str, message: str) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "nopath.csv").write_text("file,label\na.mp4,x\n")
@@ -99,6 +114,7 @@ def test_bad_inputs_are_named(tmp_path: Path, bad: str, message: str) -> None:
 
 
 # --- what a run writes ---
+
 
 def test_rows_are_what_the_model_computes(collection: Path, local_output: Path) -> None:
     output = load_output(local_output)
@@ -119,7 +135,9 @@ def test_rows_are_what_the_model_computes(collection: Path, local_output: Path) 
     np.testing.assert_allclose(row["top_probs"], top.values.numpy(), atol=1e-6)
     assert row["prediction"] == row["top_labels"][0] and list(row["frames"]) == clip.indices
     position = np.flatnonzero(output.rollout["index"] == row["index"])[0]
-    np.testing.assert_allclose(output.rollout["maps"][position], rollout(loaded.model, clip.tensor).maps[0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        output.rollout["maps"][position], rollout(loaded.model, clip.tensor).maps[0].numpy(), atol=1e-6
+    )
     config = loaded.config
     side = config.image_size // config.patch_size
     assert output.rollout["maps"].shape == (GOOD, config.num_frames, side, side)
@@ -153,8 +171,12 @@ def test_a_rerun_with_other_settings_is_refused(collection: Path, analysis: Batc
         run_batch(collection / "videos", local_output, analysis, shard_size=SHARD + 1, check=False)
 
 
-def test_checked_opening_turns_corrupt_files_into_error_rows(collection: Path, analysis: BatchJob, tmp_path: Path) -> None:
-    (tmp_path / "list.csv").write_text(f"path,label\n{collection}/videos/clip03.mp4,a\n{collection}/videos/half.mp4,b\n")
+def test_checked_opening_turns_corrupt_files_into_error_rows(
+    collection: Path, analysis: BatchJob, tmp_path: Path
+) -> None:
+    (tmp_path / "list.csv").write_text(
+        f"path,label\n{collection}/videos/clip03.mp4,a\n{collection}/videos/half.mp4,b\n"
+    )
     run_batch(tmp_path / "list.csv", tmp_path / "out", BatchJob(analysis.checkpoint, ("predictions",)), check=True)
     output = load_output(tmp_path / "out")
     assert output.results["label"].tolist() == ["a"] and "feature" not in output.results and not output.rollout
@@ -162,8 +184,18 @@ def test_checked_opening_turns_corrupt_files_into_error_rows(collection: Path, a
 
 
 def test_cli(collection: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["batch", str(collection / "videos" / "clip0*.mp4"), "--out", str(tmp_path / "out"),
-            "--checkpoint", str(collection / "model.safetensors"), "--what", "features", "--no-check", "--json"]
+    argv = [
+        "batch",
+        str(collection / "videos" / "clip0*.mp4"),
+        "--out",
+        str(tmp_path / "out"),
+        "--checkpoint",
+        str(collection / "model.safetensors"),
+        "--what",
+        "features",
+        "--no-check",
+        "--json",
+    ]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     assert (summary["videos"], summary["written"], summary["errors"]) == (10, 1, 0)
@@ -173,6 +205,7 @@ def test_cli(collection: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 # --- the ray engine ---
+
 
 @pytest.fixture(scope="module")
 def local_ray():
@@ -186,10 +219,59 @@ def local_ray():
         ray.shutdown()
 
 
-def test_ray_engine_writes_what_the_local_engine_writes(collection: Path, analysis: BatchJob, local_output: Path,
-                                                        local_ray) -> None:
+def test_ray_engine_writes_what_the_local_engine_writes(
+    collection: Path, analysis: BatchJob, local_output: Path, local_ray
+) -> None:
     out = collection / "ray"
     summary = run_batch(collection / "videos", out, analysis, engine="ray", shard_size=SHARD, check=False)
     assert (summary.written, summary.errors) == (4, 2)
     assert_same_output(load_output(out), load_output(local_output))
     assert json.loads((out / "manifest.json").read_text()) == json.loads((local_output / "manifest.json").read_text())
+
+
+# --- overlapped decoding and precision ---
+
+
+def test_read_ahead_gives_the_plain_loops_rows_in_input_order(
+    collection: Path, analysis: BatchJob, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads that finish out of order (later videos decode faster here) still give rows in input order, equal to
+    decoding and analysing one video after the other."""
+    analyzer = VideoAnalyzer(analysis, check=False)
+    videos = list_videos(collection / "videos")
+    plain = [analyzer.row(video, analyzer._read_or_error(video)) for video in videos]
+    read = analyzer.read
+
+    def slow_first(video: InputVideo):
+        time.sleep(0.05 * (video.index % 3 == 0))
+        return read(video)
+
+    monkeypatch.setattr(analyzer, "read", slow_first)
+    overlapped = list(analyzer.analyze(videos, readers=4))
+    assert [row["index"] for row in overlapped] == [video.index for video in videos]
+    assert len(overlapped) == len(plain)
+    for ours, reference in zip(overlapped, plain):
+        assert ours.keys() == reference.keys()
+        for key, value in reference.items():
+            if isinstance(value, np.ndarray):
+                np.testing.assert_array_equal(ours[key], value)
+            else:
+                assert ours[key] == value, key
+
+
+@pytest.mark.skipif(not fast_bf16_available(), reason="this CPU has no AMX / AVX512-BF16")
+def test_bf16_rows_agree_with_fp32_and_are_pinned(
+    collection: Path, analysis: BatchJob, local_output: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime, "CHOICES_FILE", tmp_path / "bf16_paths.json")
+    monkeypatch.setenv(runtime.FORCE_PATH, "onednn")
+    low = replace(analysis, precision="bfloat16")
+    run_batch(collection / "videos", tmp_path / "out", low, shard_size=SHARD, check=False)
+    bf16, fp32 = load_output(tmp_path / "out"), load_output(local_output)
+    np.testing.assert_allclose(bf16.features(), fp32.features(), atol=0.05)
+    np.testing.assert_allclose(np.stack(bf16.results["top_probs"]), np.stack(fp32.results["top_probs"]), atol=0.02)
+    np.testing.assert_array_equal(bf16.rollout["maps"], fp32.rollout["maps"])  # rollout stays in fp32
+    with pytest.raises(BatchError, match="other precision"):
+        run_batch(collection / "videos", tmp_path / "out", analysis, shard_size=SHARD, check=False)
+    with pytest.raises(BatchError, match="precision must be one of"):
+        replace(analysis, precision="float16")

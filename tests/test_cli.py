@@ -95,6 +95,14 @@ def test_forward_that_cannot_fit_is_refused(files, monkeypatch) -> None:
         predict(loaded, views)
 
 
+@pytest.fixture
+def onednn_bf16(tmp_path, monkeypatch):
+    """bf16 through the fused oneDNN path, without timing the paths (`test_runtime.py` tests the choice)."""
+    monkeypatch.setattr(runtime, "CHOICES_FILE", tmp_path / "bf16_paths.json")
+    monkeypatch.setenv(runtime.FORCE_PATH, "onednn")
+
+
+@pytest.mark.usefixtures("onednn_bf16")
 def test_bf16_only_where_the_cpu_has_it(monkeypatch) -> None:
     model = TimeSformer(preset("tiny"))
     monkeypatch.setattr(runtime, "cpu_flags", lambda: frozenset({"avx2"}))
@@ -115,6 +123,7 @@ def test_predict_in_bf16_is_refused_without_fast_bf16(files, capsys, monkeypatch
 
 
 @pytest.mark.skipif(not runtime.fast_bf16_available(), reason="this CPU has no AMX / AVX512-BF16")
+@pytest.mark.usefixtures("onednn_bf16")
 def test_predict_in_bf16_gives_the_fp32_answer(files, capsys) -> None:
     _, video, checkpoint = files
     results = {}
@@ -129,6 +138,7 @@ def test_predict_in_bf16_gives_the_fp32_answer(files, capsys) -> None:
 
 
 @pytest.mark.skipif(not runtime.fast_bf16_available(), reason="this CPU has no AMX / AVX512-BF16")
+@pytest.mark.usefixtures("onednn_bf16")
 def test_bf16_copy_agrees_with_fp32() -> None:
     torch.manual_seed(0)
     model = TimeSformer(preset("tiny"))

@@ -41,14 +41,25 @@ from .checkpoint_checks import (
     read_json,
     torch_load_error,
 )
+from .label_sets import Labels, default_labels, hf_labels, resolve_labels
 from .model import TimeSformer, TimeSformerConfig
 
 OFFICIAL_NORMALIZATION = ((0.45, 0.45, 0.45), (0.225, 0.225, 0.225))
 MMACTION_NORMALIZATION = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 FORMAT_TAG = "timesformer-explorer"
-HF_TYPES = {"attention_type": str, "num_frames": int, "image_size": int, "patch_size": int, "num_channels": int,
-            "hidden_size": int, "num_hidden_layers": int, "num_attention_heads": int, "intermediate_size": int,
-            "num_labels": int, "id2label": dict}
+HF_TYPES = {
+    "attention_type": str,
+    "num_frames": int,
+    "image_size": int,
+    "patch_size": int,
+    "num_channels": int,
+    "hidden_size": int,
+    "num_hidden_layers": int,
+    "num_attention_heads": int,
+    "intermediate_size": int,
+    "num_labels": int,
+    "id2label": dict,
+}
 """The fields of a Hugging Face TimesformerConfig that we read, and their types."""
 
 
@@ -106,7 +117,9 @@ MMACTION_RULES = [
     (r"^backbone\.norm\.", "norm."),
     (r"^cls_head\.fc_cls\.", "head."),
 ]
-_MM_ATTENTION = re.compile(_MM_LAYER + r"attentions\.(\d)\.attn\.(in_proj_weight|in_proj_bias|out_proj\.weight|out_proj\.bias)$")
+_MM_ATTENTION = re.compile(
+    _MM_LAYER + r"attentions\.(\d)\.attn\.(in_proj_weight|in_proj_bias|out_proj\.weight|out_proj\.bias)$"
+)
 
 
 def _rename(state: dict[str, Tensor], rules: list[tuple[str, str]]) -> dict[str, Tensor]:
@@ -131,7 +144,9 @@ def _rename_mmaction(state: dict[str, Tensor]) -> dict[str, Tensor]:
         if match:
             block, index, param = match.groups()
             module = "temporal_attn" if divided and index == "0" else "attn"
-            target = {"in_proj_weight": "qkv.weight", "in_proj_bias": "qkv.bias"}.get(param, param.replace("out_proj", "proj"))
+            target = {"in_proj_weight": "qkv.weight", "in_proj_bias": "qkv.bias"}.get(
+                param, param.replace("out_proj", "proj")
+            )
             renamed[f"blocks.{block}.{module}.{target}"] = value
         else:
             renamed.update(_rename({key: value}, MMACTION_RULES))
@@ -139,6 +154,7 @@ def _rename_mmaction(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 # --- reading files ---
+
 
 def _torch_load(path: Path) -> object:
     """The object in a torch file. torch.load is given the open file, since given a path it picks the reader by
@@ -156,7 +172,9 @@ def _safetensors_load(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
             metadata = handle.metadata() or {}
         return load_file(str(path)), metadata
     except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{path.name} is not a readable safetensors file (truncated or corrupt): {error}") from None
+        raise CheckpointError(
+            f"{path.name} is not a readable safetensors file (truncated or corrupt): {error}"
+        ) from None
 
 
 def _read_state(path: Path) -> tuple[dict[str, Tensor], dict[str, str], object]:
@@ -183,6 +201,7 @@ def _state_dict_of(raw: object, name: str) -> dict[str, Tensor]:
 
 
 # --- building the config from what a checkpoint says ---
+
 
 def _infer_config(
     state: dict[str, Tensor], name: str, num_frames: int | None, num_heads: int | None
@@ -219,39 +238,43 @@ def _infer_config(
     else:
         scheme = "space_only"
     side = int(round(patches**0.5))
-    return config_from(dict(
-        scheme=scheme, num_frames=frames, image_size=side * patch, patch_size=patch, in_chans=chans,
-        embed_dim=dim, depth=1 + max(blocks), num_heads=num_heads or max(1, dim // 64), mlp_ratio=hidden / dim,
-        num_classes=num_classes,
-    ), f"{name}: its tensor shapes give no valid config")
+    return config_from(
+        dict(
+            scheme=scheme,
+            num_frames=frames,
+            image_size=side * patch,
+            patch_size=patch,
+            in_chans=chans,
+            embed_dim=dim,
+            depth=1 + max(blocks),
+            num_heads=num_heads or max(1, dim // 64),
+            mlp_ratio=hidden / dim,
+            num_classes=num_classes,
+        ),
+        f"{name}: its tensor shapes give no valid config",
+    )
 
 
 def _hf_config(config_json: object, where: str) -> TimeSformerConfig:
     settings = check_fields(config_json, HF_TYPES, where)
     try:
-        return config_from(dict(
-            scheme=settings.get("attention_type", "divided_space_time"),
-            num_frames=settings["num_frames"], image_size=settings["image_size"],
-            patch_size=settings["patch_size"], in_chans=settings.get("num_channels", 3),
-            embed_dim=settings["hidden_size"], depth=settings["num_hidden_layers"],
-            num_heads=settings["num_attention_heads"],
-            mlp_ratio=settings["intermediate_size"] / settings["hidden_size"],
-            num_classes=len(settings.get("id2label") or {}) or settings.get("num_labels", 400),
-        ), where)
+        return config_from(
+            dict(
+                scheme=settings.get("attention_type", "divided_space_time"),
+                num_frames=settings["num_frames"],
+                image_size=settings["image_size"],
+                patch_size=settings["patch_size"],
+                in_chans=settings.get("num_channels", 3),
+                embed_dim=settings["hidden_size"],
+                depth=settings["num_hidden_layers"],
+                num_heads=settings["num_attention_heads"],
+                mlp_ratio=settings["intermediate_size"] / settings["hidden_size"],
+                num_classes=len(settings.get("id2label") or {}) or settings.get("num_labels", 400),
+            ),
+            where,
+        )
     except KeyError as error:
         raise CheckpointError(f"{where}: it has no {error}") from None
-
-
-def _hf_labels(config_json: dict, where: str) -> list[str]:
-    id2label = config_json.get("id2label") or {}
-    try:
-        order = sorted(id2label, key=int)
-    except ValueError:
-        order = None
-    numbered = order is not None and [int(k) for k in order] == list(range(len(order)))
-    if not numbered or not all(isinstance(id2label[k], str) for k in order):
-        raise CheckpointError(f"{where}: id2label must map the numbers 0 to N-1 to label names")
-    return [id2label[k] for k in order]
 
 
 def _hf_normalization(folder: Path) -> Normalization:
@@ -275,16 +298,22 @@ def _build(config: TimeSformerConfig, state: dict[str, Tensor], source: str, nam
         expected = TimeSformer(config).state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-             if k in state and state[k].shape != v.shape]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or wrong:
+
         def listing(title: str, items: list[str]) -> str:
             more = f" (+{len(items) - 8} more)" if len(items) > 8 else ""
             return f"\n  {title}: {', '.join(items[:8])}{more}" if items else ""
 
         raise CheckpointError(
             f"{name}: the {source} checkpoint does not fit a {config.scheme} TimeSformer"
-            + listing("missing", missing) + listing("unexpected", unexpected) + listing("wrong shape", wrong)
+            + listing("missing", missing)
+            + listing("unexpected", unexpected)
+            + listing("wrong shape", wrong)
         )
     check_stored(state, name)
     model = TimeSformer(config)
@@ -292,17 +321,27 @@ def _build(config: TimeSformerConfig, state: dict[str, Tensor], source: str, nam
     return model.eval()
 
 
-def _default_labels(count: int) -> list[str]:
-    return [f"class {i}" for i in range(count)]
-
-
-def load_checkpoint(path: str | Path, num_frames: int | None = None, num_heads: int | None = None) -> LoadedModel:
+def load_checkpoint(
+    path: str | Path, num_frames: int | None = None, num_heads: int | None = None, labels: Labels | None = None
+) -> LoadedModel:
     """Load any supported checkpoint; anything unusable or hostile is one CheckpointError, before memory is spent.
 
     `num_frames` and `num_heads` matter only for files without a config: space-only models store no frame
-    count, and no format without a config stores the number of heads.
+    count, and no format without a config stores the number of heads. Class names come from the file (ours, a
+    Hugging Face id2label), else from the public dataset with the head's class count (`label_sets`), else
+    "class i"; `labels` (a `label_sets.LABEL_SETS` name or one name per class) overrides them.
     """
     path = Path(path)
+    loaded = _load(path, num_frames, num_heads)
+    if labels is not None:
+        try:
+            loaded.labels = resolve_labels(labels, loaded.config.num_classes)
+        except ValueError as error:
+            raise CheckpointError(f"{path.name}: {error}") from None
+    return loaded
+
+
+def _load(path: Path, num_frames: int | None, num_heads: int | None) -> LoadedModel:
     if file_type(path) == "folder":
         return _load_hf_folder(path)
     state, metadata, raw = _read_state(path)
@@ -315,19 +354,19 @@ def load_checkpoint(path: str | Path, num_frames: int | None = None, num_heads: 
         state = _rename(state, HF_RULES)
         config = _infer_config(state, name, num_frames, num_heads)
         model = _build(config, state, "Hugging Face", name)
-        return LoadedModel(model, *OFFICIAL_NORMALIZATION, _default_labels(config.num_classes), "huggingface")
+        return LoadedModel(model, *OFFICIAL_NORMALIZATION, default_labels(config.num_classes), "huggingface")
     if any(k.startswith("backbone.") for k in keys):
         state = _rename_mmaction(state)
         config = _infer_config(state, name, num_frames, num_heads)
         model = _build(config, state, "MMAction2", name)
-        return LoadedModel(model, *MMACTION_NORMALIZATION, _default_labels(config.num_classes), "mmaction2")
+        return LoadedModel(model, *MMACTION_NORMALIZATION, default_labels(config.num_classes), "mmaction2")
     if all(k.startswith("model.") for k in keys):
         state = {k.removeprefix("model."): v for k, v in state.items()}
     if "patch_embed.proj.weight" in state:
         config = _infer_config(state, name, num_frames, num_heads)
         source = "official" if isinstance(raw, dict) and "model_state" in raw else "plain"
         model = _build(config, state, source, name)
-        return LoadedModel(model, *OFFICIAL_NORMALIZATION, _default_labels(config.num_classes), source)
+        return LoadedModel(model, *OFFICIAL_NORMALIZATION, default_labels(config.num_classes), source)
     first = ", ".join(f"{k!r:.60}" for k in keys[:5])
     raise CheckpointError(f"{name} is not a TimeSformer checkpoint; its first keys are {first}")
 
@@ -342,7 +381,7 @@ def _load_hf_folder(folder: Path) -> LoadedModel:
     config_json = read_json(config_path)
     where = f"{config_path} is not a TimeSformer config"
     config = _hf_config(config_json, where)
-    labels = _hf_labels(config_json, where) or _default_labels(config.num_classes)
+    labels = hf_labels(config_json, where) or default_labels(config.num_classes)
     weights = [folder / name for name in ("model.safetensors", "pytorch_model.bin") if os.path.exists(folder / name)]
     if not weights:
         raise CheckpointError(f"{folder} has no model.safetensors or pytorch_model.bin")
