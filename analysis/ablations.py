@@ -41,17 +41,25 @@ NAMES = (*TRAINED, "figure3")
 
 
 def versions() -> dict[str, str]:
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "cpu_threads": str(torch.get_num_threads()), "machine": platform.machine(),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cpu_threads": str(torch.get_num_threads()),
+        "machine": platform.machine(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+    }
 
 
 def save(name: str, payload: dict, out_dir: Path, runner: Runner | None, seconds: float, command: str) -> Path:
     """analysis/results/<name>.json: the command, versions, budget and seeds beside the table."""
     document = {"name": name, "command": command, "versions": versions(), "seconds": seconds, **payload}
     if runner is not None:
-        document |= {"budget": runner.budget.to_dict(), "pretrain_budget": runner.pretrain.to_dict(),
-                     "seeds": list(runner.seeds)}
+        document |= {
+            "budget": runner.budget.to_dict(),
+            "pretrain_budget": runner.pretrain.to_dict(),
+            "seeds": list(runner.seeds),
+        }
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"
     path.write_text(json.dumps(document, indent=1))
@@ -68,9 +76,13 @@ def _train_one(runner: Runner, config: TrainConfig, baseline: str) -> str:
 def train_cells(runner: Runner, names: list[str], jobs: int) -> None:
     """Every run the tables `names` need and that is not kept yet, `jobs` at a time, with a progress bar."""
     runner.image_model()
-    wanted = {(runner.config(seed=seed, **overrides), baseline)
-              for name in names if name in TRAINED for baseline, overrides in cells(runner)[name]
-              for seed in runner.seeds}
+    wanted = {
+        (runner.config(seed=seed, **overrides), baseline)
+        for name in names
+        if name in TRAINED
+        for baseline, overrides in cells(runner)[name]
+        for seed in runner.seeds
+    }
     pending = [(config, baseline) for config, baseline in wanted if not runner.result_path(config, baseline).exists()]
     log.info("%d runs kept, %d to train", len(wanted) - len(pending), len(pending))
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -80,8 +92,9 @@ def train_cells(runner: Runner, names: list[str], jobs: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.ablations", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.ablations", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("what", choices=[*NAMES, "all"])
     parser.add_argument("--smoke", action="store_true", help="tiny budget, one seed, no paper-scale latency (CI)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
@@ -95,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)
     names = list(NAMES) if args.what == "all" else [args.what]
     work = args.work_dir / ("smoke" if args.smoke else "full")
-    runner = (Runner(SMOKE, SMOKE_PRETRAIN, SEEDS[:1], work) if args.smoke
-              else Runner(BUDGET, PRETRAIN, SEEDS, work))
+    runner = Runner(SMOKE, SMOKE_PRETRAIN, SEEDS[:1], work) if args.smoke else Runner(BUDGET, PRETRAIN, SEEDS, work)
     os.environ["TIMESFORMER_CLIP_CACHE"] = str(work / "clips")  # the runs of one table share their clips
     start = time.perf_counter()
     train_cells(runner, names, args.jobs)

@@ -16,7 +16,9 @@ I3D_TEMPORAL = ((3,), (3, 1), (3, 1), (1, 3))
 """Temporal kernel of each block's first conv per stage, cycled over the stage's blocks (SlowFast's `i3d`)."""
 
 
-def _conv_bn(cin: int, cout: int, kernel: tuple[int, int, int], stride: tuple[int, int, int] = (1, 1, 1)) -> list[nn.Module]:
+def _conv_bn(
+    cin: int, cout: int, kernel: tuple[int, int, int], stride: tuple[int, int, int] = (1, 1, 1)
+) -> list[nn.Module]:
     padding = tuple(k // 2 for k in kernel)
     return [nn.Conv3d(cin, cout, kernel, stride, padding, bias=False), nn.BatchNorm3d(cout)]
 
@@ -27,12 +29,17 @@ class Bottleneck3d(nn.Module):
     def __init__(self, cin: int, inner: int, cout: int, temporal: int, stride: int) -> None:
         super().__init__()
         self.branch = nn.Sequential(
-            *_conv_bn(cin, inner, (temporal, 1, 1)), nn.ReLU(inplace=True),
-            *_conv_bn(inner, inner, (1, 3, 3), (1, stride, stride)), nn.ReLU(inplace=True),
+            *_conv_bn(cin, inner, (temporal, 1, 1)),
+            nn.ReLU(inplace=True),
+            *_conv_bn(inner, inner, (1, 3, 3), (1, stride, stride)),
+            nn.ReLU(inplace=True),
             *_conv_bn(inner, cout, (1, 1, 1)),
         )
-        self.shortcut = (nn.Sequential(*_conv_bn(cin, cout, (1, 1, 1), (1, stride, stride)))
-                         if cin != cout or stride != 1 else nn.Identity())
+        self.shortcut = (
+            nn.Sequential(*_conv_bn(cin, cout, (1, 1, 1), (1, stride, stride)))
+            if cin != cout or stride != 1
+            else nn.Identity()
+        )
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -42,19 +49,34 @@ class Bottleneck3d(nn.Module):
 class I3DResNet(nn.Module):
     """Inflated 3D ResNet: [B, 3, T, H, W] normalised clip -> logits."""
 
-    def __init__(self, num_classes: int, depths: tuple[int, ...] = R50_DEPTHS, width: int = 64,
-                 stem_temporal: int = 5, in_chans: int = 3) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        depths: tuple[int, ...] = R50_DEPTHS,
+        width: int = 64,
+        stem_temporal: int = 5,
+        in_chans: int = 3,
+    ) -> None:
         super().__init__()
         self.stem = nn.Sequential(
-            *_conv_bn(in_chans, width, (stem_temporal, 7, 7), (1, 2, 2)), nn.ReLU(inplace=True),
+            *_conv_bn(in_chans, width, (stem_temporal, 7, 7), (1, 2, 2)),
+            nn.ReLU(inplace=True),
             nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)),
         )
         stages: list[nn.Module] = []
         cin = width
         for index, (depth, kernels) in enumerate(zip(depths, I3D_TEMPORAL)):
             inner = width * 2**index
-            blocks = [Bottleneck3d(cin if i == 0 else 4 * inner, inner, 4 * inner, kernels[i % len(kernels)],
-                                   2 if i == 0 and index > 0 else 1) for i in range(depth)]
+            blocks = [
+                Bottleneck3d(
+                    cin if i == 0 else 4 * inner,
+                    inner,
+                    4 * inner,
+                    kernels[i % len(kernels)],
+                    2 if i == 0 and index > 0 else 1,
+                )
+                for i in range(depth)
+            ]
             stages.append(nn.Sequential(*blocks))
             if index == 0:
                 stages.append(nn.MaxPool3d((2, 1, 1), (2, 1, 1)))

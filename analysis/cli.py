@@ -19,8 +19,16 @@ from .batch import ENGINES, BatchError, BatchJob, run_batch, summary_dict
 def _batch(args: argparse.Namespace) -> dict:
     checkpoint = args.checkpoint or demo_checkpoint()
     job = BatchJob(str(checkpoint), tuple(filter(None, args.what.split(","))), args.top_k)
-    summary = run_batch(args.input, args.out, job, engine=args.engine, shard_size=args.shard_size,
-                        check=not args.no_check, address=args.address, progress=not args.json)
+    summary = run_batch(
+        args.input,
+        args.out,
+        job,
+        engine=args.engine,
+        shard_size=args.shard_size,
+        check=not args.no_check,
+        address=args.address,
+        progress=not args.json,
+    )
     return summary_dict(summary)
 
 
@@ -33,10 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     many.add_argument("--checkpoint", help="any checkpoint load_checkpoint reads; default: the divided demo model")
     many.add_argument("--engine", default="local", choices=ENGINES, help="this machine's cores, or Ray Data")
     many.add_argument("--address", help="Ray cluster address (ray engine); default: start Ray on this machine")
-    many.add_argument("--shard-size", type=positive_int, default=64, help="videos per output shard, the unit of resuming")
+    many.add_argument(
+        "--shard-size", type=positive_int, default=64, help="videos per output shard, the unit of resuming"
+    )
     many.add_argument("--top-k", type=positive_int, default=5)
-    many.add_argument("--no-check", action="store_true",
-                      help="skip opening each video in a child process first (faster; a decoder crash then stops the job)")
+    many.add_argument(
+        "--no-check",
+        action="store_true",
+        help="skip opening each video in a child process first (faster; a decoder crash then stops the job)",
+    )
     many.add_argument("--json", action="store_true")
     many.set_defaults(handler=_batch)
     return run(parser, argv, (*USER_ERRORS, BatchError))

@@ -53,15 +53,20 @@ class Collection:
     def describe(self) -> str:
         """One line of counts for a caption."""
         shown = len(self.videos)
-        parts = [f"{_count(shown, 'video')} embedded" if shown == self.analysed else
-                 f"{shown:,} of {_count(self.analysed, 'video')} embedded (a random subsample, seed {self.seed}: "
-                 f"t-SNE is capped at {shown:,} points)",
-                 f"{_count(self.errors, 'error row')} skipped"]
+        parts = [
+            f"{_count(shown, 'video')} embedded"
+            if shown == self.analysed
+            else f"{shown:,} of {_count(self.analysed, 'video')} embedded (a random subsample, seed {self.seed}: "
+            f"t-SNE is capped at {shown:,} points)",
+            f"{_count(self.errors, 'error row')} skipped",
+        ]
         if self.pending:
             parts.append(f"{_count(self.pending, 'video')} not finished yet")
-        parts += [f"{self.features.shape[1]}-dim CLS features",
-                  f"model {Path(self.checkpoint).name} (sha256 {self.checkpoint_sha256[:12]})",
-                  f"coloured by {COLOURINGS.get(self.colour_column, 'nothing: no labels nor predictions')}"]
+        parts += [
+            f"{self.features.shape[1]}-dim CLS features",
+            f"model {Path(self.checkpoint).name} (sha256 {self.checkpoint_sha256[:12]})",
+            f"coloured by {COLOURINGS.get(self.colour_column, 'nothing: no labels nor predictions')}",
+        ]
         return " · ".join(parts)
 
 
@@ -85,8 +90,10 @@ def _folder(path: str | Path) -> Path:
     if not folder.is_dir():
         raise CollectionError(f"{folder} is a file: give the folder that `python -m analysis batch` wrote (--out)")
     if not (folder / "manifest.json").is_file():
-        raise CollectionError(f"{folder} is not a batch output folder (no manifest.json): write one with "
-                              f"`python -m analysis batch VIDEOS --out {folder} --what predictions,features`")
+        raise CollectionError(
+            f"{folder} is not a batch output folder (no manifest.json): write one with "
+            f"`python -m analysis batch VIDEOS --out {folder} --what predictions,features`"
+        )
     return folder
 
 
@@ -108,8 +115,10 @@ def load_collection(path: str | Path, max_points: int = MAX_POINTS, seed: int = 
     except BatchError as error:
         raise CollectionError(str(error)) from None
     if "features" not in manifest["what"]:
-        raise CollectionError(f"{folder} was written without features (--what {','.join(manifest['what'])}): "
-                              "run the batch again into a new folder with --what predictions,features")
+        raise CollectionError(
+            f"{folder} was written without features (--what {','.join(manifest['what'])}): "
+            "run the batch again into a new folder with --what predictions,features"
+        )
     try:
         output = load_output(folder)
     except (OSError, ValueError) as error:  # a shard damaged after it was written
@@ -117,8 +126,10 @@ def load_collection(path: str | Path, max_points: int = MAX_POINTS, seed: int = 
     analysed, errors = len(output.results), len(output.errors)
     pending = len(manifest["videos"]) - analysed - errors
     if analysed < TSNE_MIN_POINTS:
-        raise CollectionError(f"t-SNE needs at least {TSNE_MIN_POINTS} analysed videos; {folder} has {analysed} "
-                              f"({errors} could not be read, {pending} not finished yet)")
+        raise CollectionError(
+            f"t-SNE needs at least {TSNE_MIN_POINTS} analysed videos; {folder} has {analysed} "
+            f"({errors} could not be read, {pending} not finished yet)"
+        )
     features = output.features()
     if not np.isfinite(features).all():
         raise CollectionError(f"the features in {folder} contain NaN or infinite values: the model is broken")
@@ -127,8 +138,16 @@ def load_collection(path: str | Path, max_points: int = MAX_POINTS, seed: int = 
         keep = np.sort(np.random.default_rng(seed).choice(analysed, max_points, replace=False))
     videos = output.results.iloc[keep].reindex(columns=["path", "label", "prediction"]).reset_index(drop=True)
     videos = videos.astype(object).where(videos.notna(), None)
-    return Collection(features[keep], videos, analysed, errors, pending, str(manifest["checkpoint"]),
-                      manifest["checkpoint_sha256"], seed)
+    return Collection(
+        features[keep],
+        videos,
+        analysed,
+        errors,
+        pending,
+        str(manifest["checkpoint"]),
+        manifest["checkpoint_sha256"],
+        seed,
+    )
 
 
 def embed_collection(collection: Collection, perplexity: float = 30.0, seed: int = 0) -> CollectionMap:
@@ -141,8 +160,10 @@ def embed_collection(collection: Collection, perplexity: float = 30.0, seed: int
             measured = separability(collection.features, codes)
         except ValueError:  # one class only, or fewer videos than the kNN vote needs: nothing to measure
             pass
-    hover = [escape(Path(path).name) + ("" if prediction is None else f"<br>predicted {escape(prediction)}")
-             for path, prediction in zip(videos["path"], videos["prediction"])]
+    hover = [
+        escape(Path(path).name) + ("" if prediction is None else f"<br>predicted {escape(prediction)}")
+        for path, prediction in zip(videos["path"], videos["prediction"])
+    ]
     return CollectionMap(tsne(collection.features, perplexity, seed=seed), codes, classes, hover, measured)
 
 

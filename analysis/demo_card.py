@@ -51,8 +51,12 @@ def tensor_scores(loaded: LoadedModel, dataset: str) -> dict:
     config = loaded.config
     clips = generate(dataset, files.clips, files.seed, config.num_frames, config.image_size)
     with torch.inference_mode():
-        logits = torch.cat([loaded.model(to_clip_tensor(clips.frames[i:i + 50], loaded.mean, loaded.std))
-                            for i in range(0, len(clips), 50)])
+        logits = torch.cat(
+            [
+                loaded.model(to_clip_tensor(clips.frames[i : i + 50], loaded.mean, loaded.std))
+                for i in range(0, len(clips), 50)
+            ]
+        )
     return scores(logits, clips.labels, dataset)
 
 
@@ -82,15 +86,20 @@ def measure_model(model: DemoModel) -> dict:
     """Everything the card says about one model, measured now or read from its metadata."""
     loaded = load_checkpoint(model.path)
     dataset = loaded.metadata["dataset"]
-    row = {"dataset": dataset, "shipped": model.shipped,
-           **measure(loaded.model, HELDOUT[dataset], HELDOUT_FOLDER, predict_reader(loaded)),
-           "tensor_accuracy": tensor_scores(loaded, dataset)["accuracy"],
-           "params": loaded.model.num_parameters(),
-           "gmacs_per_clip": count_macs(loaded.config)["total"] / 1e9,
-           "train_seconds": float(loaded.metadata["train_seconds"]),
-           "val_accuracy": float(loaded.metadata["val_accuracy"]),
-           "init": loaded.metadata["init"], "start": start_of(loaded, model),
-           "command": loaded.metadata["command"], "megabytes": model.path.stat().st_size / 2**20}
+    row = {
+        "dataset": dataset,
+        "shipped": model.shipped,
+        **measure(loaded.model, HELDOUT[dataset], HELDOUT_FOLDER, predict_reader(loaded)),
+        "tensor_accuracy": tensor_scores(loaded, dataset)["accuracy"],
+        "params": loaded.model.num_parameters(),
+        "gmacs_per_clip": count_macs(loaded.config)["total"] / 1e9,
+        "train_seconds": float(loaded.metadata["train_seconds"]),
+        "val_accuracy": float(loaded.metadata["val_accuracy"]),
+        "init": loaded.metadata["init"],
+        "start": start_of(loaded, model),
+        "command": loaded.metadata["command"],
+        "megabytes": model.path.stat().st_size / 2**20,
+    }
     if dataset != "images":
         row["samples"] = sample_score(loaded, dataset)
     return row
@@ -118,7 +127,8 @@ def write_card(measured: dict) -> str:
         "# Demo models",
         "",
         f"Small TimeSformers (the `demo` preset: {demo.num_frames} frames x {demo.image_size} px, width "
-        f"{demo.embed_dim}, depth {demo.depth}, {demo.num_heads} heads; patch {PATCH} instead of its {demo.patch_size}) "
+        f"{demo.embed_dim}, depth {demo.depth}, {demo.num_heads} heads; "
+        f"patch {PATCH} instead of its {demo.patch_size}) "
         "trained on CPU on the generated datasets of `timesformer/datasets.py`. They exist so the app has real "
         "trained attention to show; they are not Kinetics or Something-Something models.",
         "",
@@ -143,19 +153,35 @@ def write_card(measured: dict) -> str:
             f"| `{name}` | {'yes' if row['shipped'] else 'no'} | {_percent(row['accuracy'])} | "
             f"{_percent(row.get('twin_accuracy'))} | {_percent(row['tensor_accuracy'])} | "
             f"{sampled} | {row['params']:,} | "
-            f"{row['gmacs_per_clip']:.3f} | {row['train_seconds']:.0f} | {row['megabytes']:.1f} |")
+            f"{row['gmacs_per_clip']:.3f} | {row['train_seconds']:.0f} | {row['megabytes']:.1f} |"
+        )
     pairs_by_model = {name: row["pair_accuracy"] for name, row in measured["models"].items() if "pair_accuracy" in row}
     if pairs_by_model:
         pairs = list(next(iter(pairs_by_model.values())))
-        lines += ["", "Held-out accuracy per twin pair of `motion`, video files (50%: the attribute is known, not its "
-                  "direction):", "", f"| model | {' | '.join(pairs)} |", f"|---{'|---' * len(pairs)}|"]
-        lines += [f"| `{name}` | {' | '.join(_percent(row[pair]) for pair in pairs)} |"
-                  for name, row in pairs_by_model.items()]
+        lines += [
+            "",
+            "Held-out accuracy per twin pair of `motion`, video files (50%: the attribute is known, not its "
+            "direction):",
+            "",
+            f"| model | {' | '.join(pairs)} |",
+            f"|---{'|---' * len(pairs)}|",
+        ]
+        lines += [
+            f"| `{name}` | {' | '.join(_percent(row[pair]) for pair in pairs)} |"
+            for name, row in pairs_by_model.items()
+        ]
     lines += ["", "What each model's attention across frames started from:", ""]
     lines += [f"- `{name}`: {row['start']}" for name, row in measured["models"].items() if row["dataset"] != "images"]
-    lines += ["", NOTES.read_text().strip(), "", "## Regeneration commands", "",
-              "`python -m analysis.demo_models train` runs them in order (two at a time, each resumable from its "
-              "state); then `python -m analysis.demo_card`. One by one, from the repository root:", ""]
+    lines += [
+        "",
+        NOTES.read_text().strip(),
+        "",
+        "## Regeneration commands",
+        "",
+        "`python -m analysis.demo_models train` runs them in order (two at a time, each resumable from its "
+        "state); then `python -m analysis.demo_card`. One by one, from the repository root:",
+        "",
+    ]
     for model in recipe().values():
         lines += [f"- `{model.name}`:", "  ```", f"  OMP_WAIT_POLICY=PASSIVE {model.command}", "  ```"]
     return "\n".join(lines) + "\n"

@@ -47,8 +47,13 @@ PATCH = 8
 divided model learned the order of frames."""
 IMAGE_MODEL = "space_only_images"
 TURNS = "rotate_cw,rotate_ccw"
-STEP_COST = {"space_only": 0.7, "joint_space_time": 1.0, "divided_space_time": 1.0, "sparse_local_global": 1.1,
-             "axial": 1.3}
+STEP_COST = {
+    "space_only": 0.7,
+    "joint_space_time": 1.0,
+    "divided_space_time": 1.0,
+    "sparse_local_global": 1.1,
+    "axial": 1.3,
+}
 """Relative cost of a training step (measured, one thread), to start the longest runs first."""
 
 
@@ -83,14 +88,43 @@ def _relative(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-IMAGE = TrainConfig(dataset="images", scheme="space_only", patch_size=PATCH, augment="video", train_size=40000,
-                    val_size=1000, epochs=16, batch_size=32, lr=1e-3, warmup_epochs=0.2, threads=1)
-VIDEO = TrainConfig(patch_size=PATCH, augment="video", temporal_init="previous_frame", train_size=24000, val_size=500,
-                    epochs=4, batch_size=16, lr=1e-3, warmup_epochs=0.3, threads=1)
+IMAGE = TrainConfig(
+    dataset="images",
+    scheme="space_only",
+    patch_size=PATCH,
+    augment="video",
+    train_size=40000,
+    val_size=1000,
+    epochs=16,
+    batch_size=32,
+    lr=1e-3,
+    warmup_epochs=0.2,
+    threads=1,
+)
+VIDEO = TrainConfig(
+    patch_size=PATCH,
+    augment="video",
+    temporal_init="previous_frame",
+    train_size=24000,
+    val_size=500,
+    epochs=4,
+    batch_size=16,
+    lr=1e-3,
+    warmup_epochs=0.3,
+    threads=1,
+)
 """Stage 1 of every video model (the image model inflated; about 1 h a model on one core)."""
 LATER_STAGES = (
-    dict(temporal_init="paper", train_size=12000, focus=TURNS, focus_size=12000, epochs=3, lr=5e-4, warmup_epochs=0.1,
-         data_seed=2),
+    dict(
+        temporal_init="paper",
+        train_size=12000,
+        focus=TURNS,
+        focus_size=12000,
+        epochs=3,
+        lr=5e-4,
+        warmup_epochs=0.1,
+        data_seed=2,
+    ),
 )
 """Stage 2 on `motion`: fresh clips, half of them extra turns, at half the learning rate, decaying to zero."""
 APPEARANCE_SCHEMES = ("divided_space_time", "space_only")
@@ -118,8 +152,9 @@ def recipe() -> dict[str, DemoModel]:
             previous = models[name] = DemoModel(name, stage, shipped=final, stage=number)
     for scheme in APPEARANCE_SCHEMES:
         name = demo_name(scheme, "appearance")
-        models[name] = DemoModel(name, replace(start, dataset="appearance", scheme=scheme,
-                                               temporal_init=_start(scheme)), shipped=True)
+        models[name] = DemoModel(
+            name, replace(start, dataset="appearance", scheme=scheme, temporal_init=_start(scheme)), shipped=True
+        )
     return models
 
 
@@ -136,8 +171,10 @@ def train_demo_models(names: list[str] | None = None, jobs: int = 2) -> None:
     running: dict[Future, str] = {}
     with ThreadPoolExecutor(jobs) as pool:
         while pending or running:
-            ready = sorted((n for n in pending if _startable(models[n].config.init)),
-                           key=lambda n: (models[n].stage, -_chain_cost(n, models)))
+            ready = sorted(
+                (n for n in pending if _startable(models[n].config.init)),
+                key=lambda n: (models[n].stage, -_chain_cost(n, models)),
+            )
             for name in ready[: jobs - len(running)]:
                 pending.discard(name)
                 running[pool.submit(_run, models[name].command)] = name
@@ -173,22 +210,29 @@ def make_clips(names: list[str] | None = None) -> None:
 def _chain_cost(name: str, models: dict[str, DemoModel]) -> float:
     """The cost of a model and of every model that starts from it: the longest chains start first."""
     path = _relative(models[name].path)
-    return models[name].cost + sum(_chain_cost(other, models) for other, model in models.items()
-                                   if model.config.init == path)
+    return models[name].cost + sum(
+        _chain_cost(other, models) for other, model in models.items() if model.config.init == path
+    )
 
 
 def _run(command: str) -> None:
     log.info("%s", command)
     start = time.perf_counter()
     _, *args = shlex.split(command)  # `python`: this interpreter
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "PASSIVE", "TIMESFORMER_CLIP_CACHE": str(CLIP_CACHE)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OMP_WAIT_POLICY": "PASSIVE",
+        "TIMESFORMER_CLIP_CACHE": str(CLIP_CACHE),
+    }
     subprocess.run([sys.executable, *args], cwd=ROOT, check=True, env=env)
     log.info("%.0f s wall-clock: %s", time.perf_counter() - start, command)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.demo_models", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis.demo_models", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("what", choices=["train", "clips", "commands"])
     parser.add_argument("--jobs", type=int, default=2, help="train: models trained at once, one thread each")
     parser.add_argument("--only", nargs="*", help="train, clips: these models (and nothing they need)")

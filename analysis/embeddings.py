@@ -39,7 +39,9 @@ TSNE_MIN_POINTS = 3
 def _check_frames(frames: np.ndarray) -> None:
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 5 or frames.shape[-1] != 3:
         shape = getattr(frames, "shape", None)
-        raise ValueError(f"expected uint8 RGB clips [n, T, H, W, 3], got {getattr(frames, 'dtype', type(frames))} {shape}")
+        raise ValueError(
+            f"expected uint8 RGB clips [n, T, H, W, 3], got {getattr(frames, 'dtype', type(frames))} {shape}"
+        )
     if len(frames) == 0:
         raise ValueError("no clips to embed")
 

@@ -160,8 +160,10 @@ def _colour_bar(cmap: str, scale: str, width: int) -> np.ndarray:
     left, right = _text_width("low") + 2 * PAD, _text_width("high") + 2 * PAD
     span = max(int(width - left - right), 8)
     bar = Image.new("RGB", (width, FONT_PX + 2 * PAD), BACKGROUND)
-    bar.paste(Image.fromarray(np.repeat(colormap(cmap)[None, np.linspace(0, 255, span).astype(int)], FONT_PX, 0)),
-              (int(left), PAD))
+    bar.paste(
+        Image.fromarray(np.repeat(colormap(cmap)[None, np.linspace(0, 255, span).astype(int)], FONT_PX, 0)),
+        (int(left), PAD),
+    )
     draw = ImageDraw.Draw(bar)
     draw.text((PAD, PAD - 1), "low", fill=TEXT, font=_font())
     draw.text((int(left) + span + PAD, PAD - 1), "high", fill=TEXT, font=_font())
@@ -176,8 +178,7 @@ def _label_bands(labels: Sequence[str], width: int) -> list[np.ndarray]:
     """One text band per label, all as tall as the tallest (a long label wraps onto more lines)."""
     bands = [_text_band([label], width) for label in labels]
     height = max(band.shape[0] for band in bands)
-    return [np.concatenate([band, np.full((height - band.shape[0], width, 3), BACKGROUND, np.uint8)])
-            for band in bands]
+    return [np.concatenate([band, np.full((height - band.shape[0], width, 3), BACKGROUND, np.uint8)]) for band in bands]
 
 
 def labelled_frames(images: np.ndarray, legend: Legend) -> np.ndarray:
@@ -187,8 +188,9 @@ def labelled_frames(images: np.ndarray, legend: Legend) -> np.ndarray:
         raise ValueError(f"{len(legend.frames)} frame labels for {len(images)} frames")
     width = images.shape[2]
     title, bar = _text_band(legend.title, width), _colour_bar(legend.cmap, legend.scale, width)
-    return np.stack([_stack(title, band, image, bar)
-                     for image, band in zip(images, _label_bands(legend.frames, width))])
+    return np.stack(
+        [_stack(title, band, image, bar) for image, band in zip(images, _label_bands(legend.frames, width))]
+    )
 
 
 def labelled_strip(images: np.ndarray, legend: Legend, gap: int = 4) -> np.ndarray:
@@ -204,6 +206,7 @@ def labelled_strip(images: np.ndarray, legend: Legend, gap: int = 4) -> np.ndarr
 
 
 # --- encodings ---
+
 
 def strip_png(images: np.ndarray, legend: Legend | None = None) -> bytes:
     """The frames side by side, left to right in time, as one PNG [H, T * W]; with a legend around them."""
@@ -253,8 +256,9 @@ def table_csv(rows: Sequence[Mapping]) -> bytes:
 
 def table_json(data: object) -> bytes:
     """Anything made of dicts, lists, strings and numbers (numpy's included) as indented UTF-8 JSON."""
-    return json.dumps(data, indent=1, default=lambda value: value.item() if hasattr(value, "item") else str(value),
-                      ensure_ascii=False).encode()
+    return json.dumps(
+        data, indent=1, default=lambda value: value.item() if hasattr(value, "item") else str(value), ensure_ascii=False
+    ).encode()
 
 
 def export_stem(*parts: str) -> str:
@@ -262,5 +266,6 @@ def export_stem(*parts: str) -> str:
     "holiday-divided_space_time-rollout"; a video's extension is dropped and anything but letters, digits, "_"
     and "." becomes "-"."""
     stems = [re.sub(r"\.(mp4|avi|mov|webm|mkv)$", "", part, flags=re.IGNORECASE) for part in parts]
-    return "-".join(slug for slug in (re.sub(r"[^\w.]+", "-", stem, flags=re.ASCII).strip("-.") for stem in stems)
-                    if slug)
+    return "-".join(
+        slug for slug in (re.sub(r"[^\w.]+", "-", stem, flags=re.ASCII).strip("-.") for stem in stems) if slug
+    )

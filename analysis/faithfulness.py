@@ -7,8 +7,8 @@ relevant patch touch the object?).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -49,7 +49,9 @@ def agreement(maps: Tensor, coverage: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return on_object / area, hits.float(), area
 
 
-def evaluate(loaded: LoadedModel, clips: VideoSet, explainer: Explainer = rollout, batch_size: int = 25) -> MaskAgreement:
+def evaluate(
+    loaded: LoadedModel, clips: VideoSet, explainer: Explainer = rollout, batch_size: int = 25
+) -> MaskAgreement:
     """How well `explainer`'s maps of `loaded` point at the objects of generated `clips` (frames at model size)."""
     coverage = patch_coverage(clips.masks, loaded.config.patch_size)
     ratios, hits, areas = [], [], []

@@ -17,8 +17,13 @@ SCHEME_ORDER = ("space_only", "joint_space_time", "divided_space_time", "sparse_
 TABLE1 = pd.DataFrame(
     {
         "scheme": SCHEME_ORDER,
-        "attention": ["Space (S)", "Joint Space-Time (ST)", "Divided Space-Time (T+S)", "Sparse Local Global (L+G)",
-                      "Axial (T+W+H)"],
+        "attention": [
+            "Space (S)",
+            "Joint Space-Time (ST)",
+            "Divided Space-Time (T+S)",
+            "Sparse Local Global (L+G)",
+            "Axial (T+W+H)",
+        ],
         "params (M)": [85.9, 85.9, 121.4, 121.4, 156.8],
         "K400": [76.9, 77.4, 78.0, 75.9, 73.5],
         "SSv2": [36.6, 58.5, 59.5, 56.3, 56.2],
@@ -28,10 +33,24 @@ TABLE1 = pd.DataFrame(
 
 TABLE2 = pd.DataFrame(
     {
-        "model": ["I3D 8x8 R50", "I3D 8x8 R50", "SlowFast R50", "SlowFast R50", "SlowFast R50", "TimeSformer",
-                  "TimeSformer"],
-        "pretrain": ["ImageNet-1K", "ImageNet-1K", "ImageNet-1K", "ImageNet-1K", "none (scratch)", "ImageNet-1K",
-                     "ImageNet-21K"],
+        "model": [
+            "I3D 8x8 R50",
+            "I3D 8x8 R50",
+            "SlowFast R50",
+            "SlowFast R50",
+            "SlowFast R50",
+            "TimeSformer",
+            "TimeSformer",
+        ],
+        "pretrain": [
+            "ImageNet-1K",
+            "ImageNet-1K",
+            "ImageNet-1K",
+            "ImageNet-1K",
+            "none (scratch)",
+            "ImageNet-1K",
+            "ImageNet-21K",
+        ],
         "K400 training (V100 hours)": [444, 1440, 448, 3840, 6336, 416, 416],
         "K400": [71.0, 73.4, 70.0, 75.6, 76.4, 75.8, 78.0],
         "inference TFLOPs (3 views)": [1.11, 1.11, 1.97, 1.97, 1.97, 0.59, 0.59],

@@ -134,6 +134,7 @@ def fused_attention(
     the gradient of that class's logit (gradient-weighted rollout), which needs the whole graph in memory."""
     fused: FusedAttention = [{} for _ in model.blocks]
     if target_class is None:
+
         def keep(index: int, stage: Stage, probs: Tensor) -> None:
             fused[index][stage.name] = fuse_heads(probs, settings)
 
@@ -155,7 +156,9 @@ def rollout(
     """Attention rollout of a normalised clip [B, 3, T, H, W] through the model's blocks."""
     logits, fused = fused_attention(model, video, settings, target_class)
     block_type = model.block_type
-    maps, cls_share = roll_out(fused, block_type.stages, block_type.per_frame, model.grid_of(video), video.shape[0], settings)
+    maps, cls_share = roll_out(
+        fused, block_type.stages, block_type.per_frame, model.grid_of(video), video.shape[0], settings
+    )
     return Rollout(maps, cls_share, logits)
 
 

@@ -40,11 +40,30 @@ CLASSES = {"motion": "move_right,move_left,move_down,move_up", "appearance": "ci
 """The classes of the reproduction: on `motion` two twin pairs whose direction the previous-frame start learns;
 on `appearance` the five plain silhouettes (at 32 px the textured and holed ones were the slowest to learn: a
 tiny divided model reached 37.7% held-out on all ten in the budget below)."""
-BUDGET = TrainConfig(preset="tiny", augment="video", temporal_init="previous_frame", train_size=4000, val_size=200,
-                     epochs=7, batch_size=16, lr=1e-3, warmup_epochs=0.3, threads=1)
+BUDGET = TrainConfig(
+    preset="tiny",
+    augment="video",
+    temporal_init="previous_frame",
+    train_size=4000,
+    val_size=200,
+    epochs=7,
+    batch_size=16,
+    lr=1e-3,
+    warmup_epochs=0.3,
+    threads=1,
+)
 """Every training cell (a few minutes on one core)."""
-PRETRAIN = replace(BUDGET, dataset="images", scheme="space_only", temporal_init="paper", train_size=20000,
-                   val_size=500, epochs=15, batch_size=32, warmup_epochs=0.2)
+PRETRAIN = replace(
+    BUDGET,
+    dataset="images",
+    scheme="space_only",
+    temporal_init="paper",
+    train_size=20000,
+    val_size=500,
+    epochs=15,
+    batch_size=32,
+    warmup_epochs=0.2,
+)
 """The image model every video model starts from: single frames cost an eighth of a clip, so it gets many
 epochs (at 6 it reached 19.2% on the twelve shapes)."""
 SMOKE = TrainConfig(preset="tiny", augment="video", train_size=8, val_size=4, epochs=1, batch_size=4, threads=1)
@@ -94,8 +113,14 @@ class Runner:
 
     def heldout(self, config: TrainConfig) -> ClipFiles:
         model = config.model_config()
-        return ClipFiles(config.dataset, HELDOUT_CLIPS if self.budget.train_size > 100 else 8,
-                         HELDOUT_SEED, round(model.image_size * 1.875), 16, config.class_subset)
+        return ClipFiles(
+            config.dataset,
+            HELDOUT_CLIPS if self.budget.train_size > 100 else 8,
+            HELDOUT_SEED,
+            round(model.image_size * 1.875),
+            16,
+            config.class_subset,
+        )
 
     def reader(self, config: TrainConfig) -> ClipReader:
         """How every model of the reproduction reads a file: uniform segments, short side 256/224, centre crop."""
@@ -120,13 +145,16 @@ class Runner:
         result = train(config, model=model, progress=False)
         found = {
             **measure(result.model, self.heldout(config), self.work_dir / "heldout", self.reader(config)),
-            "train_seconds": result.seconds, "params": sum(p.numel() for p in result.model.parameters()),
-            "history": [{"epoch": e.epoch, "val_accuracy": e.val_accuracy, "seconds": e.seconds}
-                        for e in result.history],
+            "train_seconds": result.seconds,
+            "params": sum(p.numel() for p in result.model.parameters()),
+            "history": [
+                {"epoch": e.epoch, "val_accuracy": e.val_accuracy, "seconds": e.seconds} for e in result.history
+            ],
         }
         path.write_text(json.dumps(found))
-        log.info("%s %s seed %d: accuracy %.3f", config.dataset, baseline or config.scheme, config.seed,
-                 found["accuracy"])
+        log.info(
+            "%s %s seed %d: accuracy %.3f", config.dataset, baseline or config.scheme, config.seed, found["accuracy"]
+        )
         return found
 
     def cell(self, baseline: str = "", **overrides) -> dict:

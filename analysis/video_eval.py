@@ -49,8 +49,10 @@ class ClipFiles:
 
 
 HELDOUT_SEED = 777
-HELDOUT = {**{dataset: ClipFiles(dataset, 300, HELDOUT_SEED, 120, 16) for dataset in ("motion", "appearance")},
-           "images": ClipFiles("images", 300, HELDOUT_SEED, 120, 1)}
+HELDOUT = {
+    **{dataset: ClipFiles(dataset, 300, HELDOUT_SEED, 120, 16) for dataset in ("motion", "appearance")},
+    "images": ClipFiles("images", 300, HELDOUT_SEED, 120, 1),
+}
 """The held-out clips of the model card: seed 777 (training and validation use seeds 0-7), 120 px (training draws
 its scenes at multiples of 16 px), 16 frames (the video models sample 8 of them), 300 per dataset."""
 
@@ -85,8 +87,10 @@ def scores(logits: torch.Tensor, labels: np.ndarray, dataset: str) -> dict:
         result["twin_accuracy"] = float((values[rows, labels] > values[rows, twins]).mean())
         names = class_names("motion")
         firsts = np.minimum(labels, twins)
-        result["pair_accuracy"] = {f"{names[first]}/{names[motion_twin(first)]}": float(correct[firsts == first].mean())
-                                   for first in np.unique(firsts).tolist()}
+        result["pair_accuracy"] = {
+            f"{names[first]}/{names[motion_twin(first)]}": float(correct[firsts == first].mean())
+            for first in np.unique(firsts).tolist()
+        }
     return result
 
 

@@ -18,8 +18,14 @@ from playwright.sync_api import sync_playwright
 
 from bench.browser import READY, launch_chromium, streamlit_server
 
-PAGES = {"": "TimeSformer Explorer", "video": "Video", "compare": "Compare schemes", "rollout": "Attention rollout",
-         "embeddings": "Embeddings", "ablations": "Ablations"}
+PAGES = {
+    "": "TimeSformer Explorer",
+    "video": "Video",
+    "compare": "Compare schemes",
+    "rollout": "Attention rollout",
+    "embeddings": "Embeddings",
+    "ablations": "Ablations",
+}
 FIRST_HEATMAP_TARGET_S = 15.0
 SWITCH_TARGET_S = 1.0
 
@@ -62,8 +68,10 @@ def main() -> None:
                     cached[path].append(switch(page, path))
         browser.close()
     print(f"server healthy after      {healthy:6.2f} s")
-    print(f"first heatmap after       {first_heatmap:6.2f} s   (target < {FIRST_HEATMAP_TARGET_S:g} s: "
-          f"{'met' if first_heatmap < FIRST_HEATMAP_TARGET_S else 'MISSED'})")
+    print(
+        f"first heatmap after       {first_heatmap:6.2f} s   (target < {FIRST_HEATMAP_TARGET_S:g} s: "
+        f"{'met' if first_heatmap < FIRST_HEATMAP_TARGET_S else 'MISSED'})"
+    )
     print(f"\n{'page':<20}{'first visit (s)':>16}{'cached switch, median (s)':>28}")
     medians = {}
     for path, title in PAGES.items():
@@ -71,8 +79,10 @@ def main() -> None:
         first = f"{cold[path]:.2f}" if path in cold else "(opened first)"
         print(f"{title:<20}{first:>16}{medians[path]:>28.2f}")
     worst = max(medians.values())
-    print(f"\nslowest cached switch     {worst:6.2f} s   (target < {SWITCH_TARGET_S:g} s: "
-          f"{'met' if worst < SWITCH_TARGET_S else 'MISSED'})")
+    print(
+        f"\nslowest cached switch     {worst:6.2f} s   (target < {SWITCH_TARGET_S:g} s: "
+        f"{'met' if worst < SWITCH_TARGET_S else 'MISSED'})"
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless=new",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 READY = "[data-testid=stApp][data-test-script-state=notRunning]"
 
 
@@ -40,17 +47,32 @@ def healthy(url: str) -> bool:
 
 
 @contextmanager
-def streamlit_server(timeout_s: float = 120.0, env: dict[str, str] | None = None,
-                     log_name: str = "streamlit.log") -> Iterator[str]:
+def streamlit_server(
+    timeout_s: float = 120.0, env: dict[str, str] | None = None, log_name: str = "streamlit.log"
+) -> Iterator[str]:
     """Run the app on a free port until the block ends; yields its URL. Output goes to artifacts/`log_name`."""
     port = free_port()
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
-               str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     log_path = ROOT / "artifacts" / log_name
     log_path.parent.mkdir(exist_ok=True)
     with open(log_path, "w") as log:
-        server = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                  env={**os.environ, **(env or {})})
+        server = subprocess.Popen(
+            command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + timeout_s

@@ -62,8 +62,10 @@ def main() -> None:
     loaded, source = demo_model(args.scheme, args.dataset)
     config = loaded.config
     print(f"model: {args.scheme}, {source}")
-    print(f"torch threads: {torch.get_num_threads()}; {args.n} {args.dataset} clips of "
-          f"{config.num_frames}x{config.image_size}px, seed {args.seed}")
+    print(
+        f"torch threads: {torch.get_num_threads()}; {args.n} {args.dataset} clips of "
+        f"{config.num_frames}x{config.image_size}px, seed {args.seed}"
+    )
 
     clips, generate_s = timed(generate, args.dataset, args.n, args.seed, config.num_frames, config.image_size)
     features, features_s = timed(clip_features, loaded.model, clips.frames, loaded.mean, loaded.std, args.batch_size)
@@ -74,14 +76,19 @@ def main() -> None:
     print(f"features {features_s:6.1f} s ({args.n / features_s:.0f} clips/s), shape {features.shape}")
     print(f"t-SNE    {tsne_s:6.1f} s, map {points.shape}")
     print(f"total    {total:6.1f} s (target < {TARGET_S:.0f} s: {'met' if total < TARGET_S else 'MISSED'})")
-    print(f"separability: kNN@{args.k} accuracy {score.knn_accuracy:.3f} (chance {score.chance:.3f}), "
-          f"silhouette {score.silhouette:.3f}")
+    print(
+        f"separability: kNN@{args.k} accuracy {score.knn_accuracy:.3f} (chance {score.chance:.3f}), "
+        f"silhouette {score.silhouette:.3f}"
+    )
     if args.frame_averaged:
-        averaged, averaged_s = timed(frame_averaged_features, loaded.model, clips.frames, loaded.mean, loaded.std,
-                                     args.batch_size)
+        averaged, averaged_s = timed(
+            frame_averaged_features, loaded.model, clips.frames, loaded.mean, loaded.std, args.batch_size
+        )
         score = separability(averaged, clips.labels, k=args.k)
-        print(f"frame-averaged features {averaged_s:6.1f} s: kNN@{args.k} accuracy {score.knn_accuracy:.3f}, "
-              f"silhouette {score.silhouette:.3f}")
+        print(
+            f"frame-averaged features {averaged_s:6.1f} s: kNN@{args.k} accuracy {score.knn_accuracy:.3f}, "
+            f"silhouette {score.silhouette:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ def hr_peak_memory() -> None:
     video = torch.randn(1, 3, 16, 448, 448)
     start = time.perf_counter()
     maps = rollout(model, video).maps
-    print(f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} {time.perf_counter() - start:.1f} {tuple(maps.shape)}")
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"{peak_gib:.2f} {time.perf_counter() - start:.1f} {tuple(maps.shape)}")
 
 
 def main() -> None:
@@ -64,9 +65,12 @@ def main() -> None:
     print(f"base divided 8x224, batch 1, {args.rounds} interleaved rounds (median seconds)")
     for name, value in median.items():
         print(f"  {name:28s} {value:7.3f} s")
-    print(f"rollout propagation / plain forward: {median['rollout propagation'] / median['plain forward']:.3f} (target < 1)")
-    print(f"whole rollout / plain forward:       "
-          f"{(median['forward keeping fused maps'] + median['rollout propagation']) / median['plain forward']:.2f}")
+    ratio = median["rollout propagation"] / median["plain forward"]
+    print(f"rollout propagation / plain forward: {ratio:.3f} (target < 1)")
+    print(
+        f"whole rollout / plain forward:       "
+        f"{(median['forward keeping fused maps'] + median['rollout propagation']) / median['plain forward']:.2f}"
+    )
     if not args.skip_hr:
         done = subprocess.run([sys.executable, __file__, "--hr-child"], capture_output=True, text=True, check=True)
         peak, seconds, shape = done.stdout.split(maxsplit=2)

@@ -26,16 +26,20 @@ def main() -> None:
     parser.add_argument("--dataset", default="motion")
     args = parser.parse_args()
     clips = generate(args.dataset, args.clips, seed=args.seed, num_frames=8, size=64)
-    print(f"{args.clips} held-out {args.dataset} clips (seed {args.seed}); mean object area "
-          f"{clips.masks.mean():.1%} of the clip")
+    print(
+        f"{args.clips} held-out {args.dataset} clips (seed {args.seed}); mean object area "
+        f"{clips.masks.mean():.1%} of the clip"
+    )
     print(f"{'scheme':22s} {'method':26s} {'mass ratio':>10s} {'pointing':>9s} {'seconds':>8s}")
     for scheme in SCHEMES:
         loaded = load_checkpoint(demo_checkpoint(scheme, args.dataset))
         for method, explainer in EXPLAINERS.items():
             start = time.perf_counter()
             result = evaluate(loaded, clips, explainer)
-            print(f"{scheme:22s} {method:26s} {result.mass_ratio:9.2f}x {result.pointing_hits:9.1%} "
-                  f"{time.perf_counter() - start:8.1f}")
+            print(
+                f"{scheme:22s} {method:26s} {result.mass_ratio:9.2f}x {result.pointing_hits:9.1%} "
+                f"{time.perf_counter() - start:8.1f}"
+            )
 
 
 if __name__ == "__main__":

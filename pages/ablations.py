@@ -18,14 +18,27 @@ from analysis.table_runs import BUDGET, SMOKE_PRETRAIN, Runner
 from timesformer import SCHEMES, preset
 from timesformer.cost import GIB, count_macs, estimate_peak_bytes
 from ui.navigation import page_header
-from ui.results import duration, heldout_text, how_measured, mean, not_run, not_run_yet, pm, result, show_finding, std
+from ui.results import (
+    duration,
+    heldout_text,
+    how_measured,
+    mean,
+    not_run,
+    not_run_yet,
+    pm,
+    result,
+    seconds_pm,
+    show_finding,
+    std,
+)
 from ui.widgets import chart
 
 page_header("Ablations")
 
 PAPER_COLUMNS = {"K400": "K400, paper", "SSv2": "SSv2, paper"}
-ONE_DECIMAL = {name: st.column_config.NumberColumn(format="%.1f") for name in
-               ("params (M), paper", "K400, paper", "SSv2, paper")}
+ONE_DECIMAL = {
+    name: st.column_config.NumberColumn(format="%.1f") for name in ("params (M), paper", "K400, paper", "SSv2, paper")
+}
 
 
 def table1_section() -> None:
@@ -33,40 +46,61 @@ def table1_section() -> None:
     quoted = paper.TABLE1.set_index("scheme")
     schemes = list(SCHEMES)
     names = [SCHEMES[s].paper_name for s in schemes]
-    paper_columns = {f"{name}, paper": [quoted[name].get(s) for s in schemes]
-                     for name in ("params (M)", "K400", "SSv2")}
+    paper_columns = {
+        f"{name}, paper": [quoted[name].get(s) for s in schemes] for name in ("params (M)", "K400", "SSv2")
+    }
     if found is None:
         not_run()
-        st.dataframe(pd.DataFrame({"scheme": names, **paper_columns}), hide_index=True, width="stretch",
-                     column_config=ONE_DECIMAL)
+        st.dataframe(
+            pd.DataFrame({"scheme": names, **paper_columns}),
+            hide_index=True,
+            width="stretch",
+            column_config=ONE_DECIMAL,
+        )
         return
     rows = {row["scheme"]: row for row in found["rows"]}
     ours = {s: rows.get(s, {}) for s in schemes}  # a scheme registered after the run has no row: dashes
-    st.dataframe(pd.DataFrame({
-        "scheme": names,
-        **paper_columns,
-        "params, ours": [f"{ours[s]['params']:,}" if ours[s] else "–" for s in schemes],
-        "appearance, ours": [pm(ours[s].get("appearance")) for s in schemes],
-        "motion, ours": [pm(ours[s].get("motion")) for s in schemes],
-        "motion twin acc., ours": [pm(ours[s].get("motion"), "twin_accuracy") for s in schemes],
-    }), hide_index=True, width="stretch", column_config=ONE_DECIMAL)
-    chart(comparison_figure(
-        names,
-        {f"{name} (paper)": paper_columns[f"{name}, paper"] for name in ("K400", "SSv2")},
-        {f"{d} (ours)": [mean(ours[s].get(d)) for s in schemes] for d in ("appearance", "motion")},
-        ("paper: top-1 % (quoted)", "ours: top-1 % on generated clips (measured)"),
-        right_errors={f"{d} (ours)": [std(ours[s].get(d)) for s in schemes] for d in ("appearance", "motion")},
-    ), "table1_chart")
+    st.dataframe(
+        pd.DataFrame(
+            {
+                "scheme": names,
+                **paper_columns,
+                "params, ours": [f"{ours[s]['params']:,}" if ours[s] else "–" for s in schemes],
+                "appearance, ours": [pm(ours[s].get("appearance")) for s in schemes],
+                "motion, ours": [pm(ours[s].get("motion")) for s in schemes],
+                "motion twin acc., ours": [pm(ours[s].get("motion"), "twin_accuracy") for s in schemes],
+            }
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config=ONE_DECIMAL,
+    )
+    chart(
+        comparison_figure(
+            names,
+            {f"{name} (paper)": paper_columns[f"{name}, paper"] for name in ("K400", "SSv2")},
+            {f"{d} (ours)": [mean(ours[s].get(d)) for s in schemes] for d in ("appearance", "motion")},
+            ("paper: top-1 % (quoted)", "ours: top-1 % on generated clips (measured)"),
+            right_errors={f"{d} (ours)": [std(ours[s].get(d)) for s in schemes] for d in ("appearance", "motion")},
+        ),
+        "table1_chart",
+    )
     show_finding(found)
-    st.caption(how_measured(found) + " Twin accuracy: how often the true motion scores above its time-reversed "
-               "twin (50% for a model blind to frame order). Error bars: std over seeds. K400 and its stand-in, "
-               "appearance, are blue; SSv2 and motion, orange, in every chart here.")
+    st.caption(
+        how_measured(found) + " Twin accuracy: how often the true motion scores above its time-reversed "
+        "twin (50% for a model blind to frame order). Error bars: std over seeds. K400 and its stand-in, "
+        "appearance, are blue; SSv2 and motion, orange, in every chart here."
+    )
 
 
 def table2_section() -> None:
     found = result("table2")
-    st.dataframe(paper.TABLE2, hide_index=True, width="stretch",
-                 column_config={"K400": st.column_config.NumberColumn("K400, paper", format="%.1f")})
+    st.dataframe(
+        paper.TABLE2,
+        hide_index=True,
+        width="stretch",
+        column_config={"K400": st.column_config.NumberColumn("K400, paper", format="%.1f")},
+    )
     st.caption(f"Above: {paper.QUOTED} (Table 2). Training time in V100 GPU hours, TFLOPs for 3 views.")
     if found is None:
         not_run()
@@ -76,61 +110,105 @@ def table2_section() -> None:
             vit, i3d = scale["TimeSformer"], scale["I3D 8x8 R50"]
             latency = "threads" in scale  # measured only in a full run
             st.markdown("**Ours at paper scale: cost of one 8×224² view, computed (no training)**")
-            st.dataframe(pd.DataFrame({
-                "model": ["TimeSformer (divided, ViT-B)", "I3D 8×8 R50"],
-                "GMACs per view": [
-                    f"{vit['gmacs_per_view']:.1f} (torch counter {vit['gmacs_per_view_counted']:.1f})",
-                    f"{i3d['gmacs_per_view_224']:.1f} at 224², {i3d['gmacs_per_view_256']:.1f} at 256²"],
-                "params": [f"{vit['params']:,}", f"{i3d['params']:,}"],
-                **({f"CPU s per view ({scale.get('threads')} threads)": [
-                    f"{vit['cpu_seconds_per_view']:.1f}", f"{i3d['cpu_seconds_per_view_224']:.1f}"]}
-                   if latency else {}),
-            }), hide_index=True, width="stretch")
-            st.caption(f"Paper: 0.59 TFLOPs for TimeSformer's 3 views, i.e. 196 GMACs per view; ours "
-                       f"{vit['gmacs_per_view']:.1f}. The paper's 1.11 TFLOPs for I3D equal "
-                       f"{i3d['views_implied_by_paper_1.11_tflops_at_256']:.1f} views of 256² by our count.")
+            st.dataframe(
+                pd.DataFrame(
+                    {
+                        "model": ["TimeSformer (divided, ViT-B)", "I3D 8×8 R50"],
+                        "GMACs per view": [
+                            f"{vit['gmacs_per_view']:.1f} (torch counter {vit['gmacs_per_view_counted']:.1f})",
+                            f"{i3d['gmacs_per_view_224']:.1f} at 224², {i3d['gmacs_per_view_256']:.1f} at 256²",
+                        ],
+                        "params": [f"{vit['params']:,}", f"{i3d['params']:,}"],
+                        **(
+                            {
+                                f"CPU s per view ({scale.get('threads')} threads)": [
+                                    f"{vit['cpu_seconds_per_view']:.1f}",
+                                    f"{i3d['cpu_seconds_per_view_224']:.1f}",
+                                ]
+                            }
+                            if latency
+                            else {}
+                        ),
+                    }
+                ),
+                hide_index=True,
+                width="stretch",
+            )
+            st.caption(
+                f"Paper: 0.59 TFLOPs for TimeSformer's 3 views, i.e. 196 GMACs per view; ours "
+                f"{vit['gmacs_per_view']:.1f}. The paper's 1.11 TFLOPs for I3D equal "
+                f"{i3d['views_implied_by_paper_1.11_tflops_at_256']:.1f} views of 256² by our count."
+            )
         for dataset, small in found["small_scale"].items():
             target = small["target_val_accuracy"]
             st.markdown(f"**Ours at small scale: time to reach {target:.0%} validation accuracy on {dataset}**")
-            st.dataframe(pd.DataFrame([{
-                "model": name,
-                "params": f"{model['params']:,}",
-                "GMACs per clip": f"{model['gmacs_per_clip']:.3f}",
-                "accuracy": pm(model),
-                "training (s)": f"{model['train_seconds']['mean']:.0f} ± {model['train_seconds']['std']:.0f}",
-                "seeds reaching target": model["seeds_reaching_target"],
-                "seconds to target": "–" if not model["seconds_to_target"] else
-                f"{model['seconds_to_target']['mean']:.0f} ± {model['seconds_to_target']['std']:.0f}",
-            } for name, model in small.items() if name != "target_val_accuracy"]), hide_index=True, width="stretch")
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            "model": name,
+                            "params": f"{model['params']:,}",
+                            "GMACs per clip": f"{model['gmacs_per_clip']:.3f}",
+                            "accuracy": pm(model),
+                            "training (s)": seconds_pm(model, "train_seconds"),
+                            "seeds reaching target": model["seeds_reaching_target"],
+                            "seconds to target": seconds_pm(model, "seconds_to_target"),
+                        }
+                        for name, model in small.items()
+                        if name != "target_val_accuracy"
+                    ]
+                ),
+                hide_index=True,
+                width="stretch",
+            )
         show_finding(found)
         st.caption(how_measured(found))
 
 
 def table3_section() -> None:
     found = result("table3")
-    st.dataframe(paper.TABLE3.rename(columns=PAPER_COLUMNS), hide_index=True,
-                 width="stretch", column_config=ONE_DECIMAL)
-    st.caption(f"Above: {paper.QUOTED} (Table 3). From scratch on K400, with a longer schedule: "
-               f"{paper.K400_FROM_SCRATCH}% ({paper.QUOTED}, Sec. 4.2).")
+    st.dataframe(
+        paper.TABLE3.rename(columns=PAPER_COLUMNS), hide_index=True, width="stretch", column_config=ONE_DECIMAL
+    )
+    st.caption(
+        f"Above: {paper.QUOTED} (Table 3). From scratch on K400, with a longer schedule: "
+        f"{paper.K400_FROM_SCRATCH}% ({paper.QUOTED}, Sec. 4.2)."
+    )
     if found is None:
         not_run()
     else:
         rows = found["rows"]
         starts = {"image_pretrained": "image model, inflated", "scratch": "from scratch"}
-        st.dataframe(pd.DataFrame([{"start": label, **{f"{d}, ours": pm(rows[d][key]) for d in rows}}
-                                   for key, label in starts.items()]), hide_index=True, width="stretch")
-        chart(comparison_figure(
-            ["from scratch", "ImageNet-1K / image model", "ImageNet-21K"],
-            {"K400 (paper)": [paper.K400_FROM_SCRATCH, 75.8, 78.0]},
-            {f"{d} (ours)": [mean(rows[d]["scratch"]), mean(rows[d]["image_pretrained"]), None] for d in rows},
-            ("paper: K400 top-1 % (quoted)", "ours: top-1 % (measured)"),
-            right_errors={f"{d} (ours)": [std(rows[d]["scratch"]), std(rows[d]["image_pretrained"]), None]
-                          for d in rows},
-        ), "table3_chart")
+        st.dataframe(
+            pd.DataFrame(
+                [{"start": label, **{f"{d}, ours": pm(rows[d][key]) for d in rows}} for key, label in starts.items()]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+        chart(
+            comparison_figure(
+                ["from scratch", "ImageNet-1K / image model", "ImageNet-21K"],
+                {"K400 (paper)": [paper.K400_FROM_SCRATCH, 75.8, 78.0]},
+                {f"{d} (ours)": [mean(rows[d]["scratch"]), mean(rows[d]["image_pretrained"]), None] for d in rows},
+                ("paper: K400 top-1 % (quoted)", "ours: top-1 % (measured)"),
+                right_errors={
+                    f"{d} (ours)": [std(rows[d]["scratch"]), std(rows[d]["image_pretrained"]), None] for d in rows
+                },
+            ),
+            "table3_chart",
+        )
         show_finding(found)
         image = found.get("image_model", {}).get("val_accuracy")
-        st.caption(how_measured(found) + ("" if image is None else " The image model (space-only ViT on single "
-                                          f"generated frames) reached {image:.1%} on its own validation images."))
+        st.caption(
+            how_measured(found)
+            + (
+                ""
+                if image is None
+                else " The image model (space-only ViT on single "
+                f"generated frames) reached {image:.1%} on its own validation images."
+            )
+        )
 
 
 def table4_section() -> None:
@@ -140,22 +218,38 @@ def table4_section() -> None:
     labels = list(quoted["positional embedding"])
     if found is None:
         not_run()
-        st.dataframe(paper.TABLE4.drop(columns="pos_embed").rename(columns=PAPER_COLUMNS), hide_index=True,
-                     width="stretch", column_config=ONE_DECIMAL)
+        st.dataframe(
+            paper.TABLE4.drop(columns="pos_embed").rename(columns=PAPER_COLUMNS),
+            hide_index=True,
+            width="stretch",
+            column_config=ONE_DECIMAL,
+        )
     else:
         rows = found["rows"]
-        st.dataframe(pd.DataFrame({
-            "positional embedding": labels,
-            "K400, paper": list(quoted["K400"]), "SSv2, paper": list(quoted["SSv2"]),
-            "appearance, ours": [pm(rows[p]["appearance"]) for p in order],
-            "motion, ours": [pm(rows[p]["motion"]) for p in order],
-        }), hide_index=True, width="stretch", column_config=ONE_DECIMAL)
-        chart(comparison_figure(
-            labels, {"K400 (paper)": list(quoted["K400"]), "SSv2 (paper)": list(quoted["SSv2"])},
-            {f"{d} (ours)": [mean(rows[p][d]) for p in order] for d in ("appearance", "motion")},
-            ("paper: top-1 % (quoted)", "ours: top-1 % (measured)"),
-            right_errors={f"{d} (ours)": [std(rows[p][d]) for p in order] for d in ("appearance", "motion")},
-        ), "table4_chart")
+        st.dataframe(
+            pd.DataFrame(
+                {
+                    "positional embedding": labels,
+                    "K400, paper": list(quoted["K400"]),
+                    "SSv2, paper": list(quoted["SSv2"]),
+                    "appearance, ours": [pm(rows[p]["appearance"]) for p in order],
+                    "motion, ours": [pm(rows[p]["motion"]) for p in order],
+                }
+            ),
+            hide_index=True,
+            width="stretch",
+            column_config=ONE_DECIMAL,
+        )
+        chart(
+            comparison_figure(
+                labels,
+                {"K400 (paper)": list(quoted["K400"]), "SSv2 (paper)": list(quoted["SSv2"])},
+                {f"{d} (ours)": [mean(rows[p][d]) for p in order] for d in ("appearance", "motion")},
+                ("paper: top-1 % (quoted)", "ours: top-1 % (measured)"),
+                right_errors={f"{d} (ours)": [std(rows[p][d]) for p in order] for d in ("appearance", "motion")},
+            ),
+            "table4_chart",
+        )
         show_finding(found)
         st.caption(how_measured(found))
 
@@ -178,23 +272,34 @@ def figure3_section() -> None:
         (left, "image_size", paper.FIGURE3_RESOLUTIONS, "spatial crop (px), 8 frames"),
         (right, "num_frames", paper.FIGURE3_FRAMES, "frames, 224 px"),
     ):
-        configs = {SCHEMES[s].title: [preset("base", scheme=s, **{axis: v}) for v in values]
-                   for s in ("joint_space_time", "divided_space_time")}
+        configs = {
+            SCHEMES[s].title: [preset("base", scheme=s, **{axis: v}) for v in values]
+            for s in ("joint_space_time", "divided_space_time")
+        }
         with column:
             st.markdown(f"**TFLOPs per view vs {title}**")
-            chart(cost_figure(values, {name: [count_macs(c)["total"] / 1e12 for c in cs]
-                                       for name, cs in configs.items()}, title, "TFLOPs (multiply-adds)"),
-                  f"fig3_flops_{axis}")
+            chart(
+                cost_figure(
+                    values,
+                    {name: [count_macs(c)["total"] / 1e12 for c in cs] for name, cs in configs.items()},
+                    title,
+                    "TFLOPs (multiply-adds)",
+                ),
+                f"fig3_flops_{axis}",
+            )
             st.markdown(f"**Training memory vs {title}**")
-            memory = {name: [estimate_peak_bytes(c, batch=batch, capture=True, training=True) / GIB for c in cs]
-                      for name, cs in configs.items()}
+            memory = {
+                name: [estimate_peak_bytes(c, batch=batch, capture=True, training=True) / GIB for c in cs]
+                for name, cs in configs.items()
+            }
             chart(cost_figure(values, memory, title, "GiB per GPU", limit=limit), f"fig3_memory_{axis}")
     checked = result("figure3")
     check = ""
     if checked:
         pairs = checked["counter_check_8x224"]
         check = " At 8×224², analytic vs torch's FLOP counter: " + "; ".join(
-            f"{SCHEMES[s].title} {v['analytic'] / 1e9:.2f} vs {v['counter'] / 1e9:.2f} GMACs" for s, v in pairs.items())
+            f"{SCHEMES[s].title} {v['analytic'] / 1e9:.2f} vs {v['counter'] / 1e9:.2f} GMACs" for s, v in pairs.items()
+        )
     st.caption(
         f"ViT-B, patch 16. Memory: weights, SGD momentum, activations kept for backward and every block's attention "
         f"matrices, for {batch} clip(s) per GPU (`timesformer.cost.memory_breakdown`); ✕ marks points over the "
@@ -216,74 +321,115 @@ def live_section() -> None:
     clips = controls[1].select_slider("Training clips", LIVE_CLIPS, 400, key="live_clips")
     epochs = controls[2].select_slider("Epochs", [1, 2, 3, 4, 6], 2, key="live_epochs")
     controls[3].write("")
-    if controls[3].button(f"Train the {len(SCHEMES)} schemes", type="primary", icon=":material/play_arrow:",
-                          key="live_run"):
+    if controls[3].button(
+        f"Train the {len(SCHEMES)} schemes", type="primary", icon=":material/play_arrow:", key="live_run"
+    ):
         budget = replace(BUDGET, train_size=clips, val_size=max(16, clips // 4), epochs=epochs)
         progress = st.progress(0.0, text="Starting…")
         started: list[str] = []
 
         def on_run(name: str) -> None:
             started.append(name)
-            progress.progress((len(started) - 1) / len(SCHEMES),
-                              text=f"Training {name} ({len(started)}/{len(SCHEMES)})…")
+            progress.progress(
+                (len(started) - 1) / len(SCHEMES), text=f"Training {name} ({len(started)}/{len(SCHEMES)})…"
+            )
 
         rows = []
         with tempfile.TemporaryDirectory() as work:
             runner = Runner(budget, SMOKE_PRETRAIN, (0,), Path(work), on_run=on_run)
             for scheme, block in SCHEMES.items():
                 cell = runner.cell(scheme=scheme, dataset=dataset)
-                rows.append({"scheme": block.paper_name, "accuracy (%)": mean(cell),
-                             **({"twin accuracy (%)": mean(cell, "twin_accuracy")} if "twin_accuracy" in cell else {}),
-                             "training": duration(cell["train_seconds"]["mean"])})
+                rows.append(
+                    {
+                        "scheme": block.paper_name,
+                        "accuracy (%)": mean(cell),
+                        **({"twin accuracy (%)": mean(cell, "twin_accuracy")} if "twin_accuracy" in cell else {}),
+                        "training": duration(cell["train_seconds"]["mean"]),
+                    }
+                )
             config = runner.config(scheme=next(iter(SCHEMES)), dataset=dataset)
             heldout = runner.heldout(config)
         progress.progress(1.0, text="Done")
         classes = f" ({config.classes.replace(',', ', ')})" if config.classes else ""
-        st.session_state["live_result"] = (rows, f"Measured just now: {dataset}{classes}, {clips} training clips, "
-                                           f"{epochs} epoch(s), seed 0; accuracy on {heldout.clips} held-out video "
-                                           f"files of seed {heldout.seed}.")
+        st.session_state["live_result"] = (
+            rows,
+            f"Measured just now: {dataset}{classes}, {clips} training clips, "
+            f"{epochs} epoch(s), seed 0; accuracy on {heldout.clips} held-out video "
+            f"files of seed {heldout.seed}.",
+        )
     if "live_result" in st.session_state:
         rows, measured = st.session_state["live_result"]
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                     column_config={name: st.column_config.ProgressColumn(format="%.1f", min_value=0, max_value=100)
-                                    for name in ("accuracy (%)", "twin accuracy (%)")})
-        st.caption(measured + " One seed: its spread is not measured, so a difference of a few points between "
-                   "schemes may be chance.")
+        st.dataframe(
+            pd.DataFrame(rows),
+            hide_index=True,
+            width="stretch",
+            column_config={
+                name: st.column_config.ProgressColumn(format="%.1f", min_value=0, max_value=100)
+                for name in ("accuracy (%)", "twin accuracy (%)")
+            },
+        )
+        st.caption(
+            measured + " One seed: its spread is not measured, so a difference of a few points between "
+            "schemes may be chance."
+        )
 
 
 def figure4_section() -> None:
     found = result("figure4")
-    st.markdown("The paper's Fig. 4: accuracy as the training set grows, space-only against divided space-time "
-                "(on SSv2, T+S overtakes S with more videos). Ours, on *motion*.")
+    st.markdown(
+        "The paper's Fig. 4: accuracy as the training set grows, space-only against divided space-time "
+        "(on SSv2, T+S overtakes S with more videos). Ours, on *motion*."
+    )
     if found is None:
         not_run()
         return
     sizes = found["sizes"]
-    chart(cost_figure(sizes, {SCHEMES[s].title if s in SCHEMES else s: [mean(cell) for cell in cells]
-                              for s, cells in found["rows"].items()},
-                      "training clips", "top-1 accuracy (%)", log_y=False), "figure4_chart")
+    chart(
+        cost_figure(
+            sizes,
+            {
+                SCHEMES[s].title if s in SCHEMES else s: [mean(cell) for cell in cells]
+                for s, cells in found["rows"].items()
+            },
+            "training clips",
+            "top-1 accuracy (%)",
+            log_y=False,
+        ),
+        "figure4_chart",
+    )
     show_finding(found)
     st.caption(how_measured(found) + f" Chance: {found['chance']:.0%}.")
 
 
 def direction_section() -> None:
     found = result("direction")
-    st.markdown("Can divided space-time tell a movement from the same movement played backwards? With the paper's "
-                "start, temporal attention begins blind to the order of frames; the *previous-frame* start (ours, not "
-                "the paper's: `timesformer/temporal_init.py`) points one head of it at the previous frame. The 3D "
-                "CNN's space-time kernels see the order from the first step. Twin accuracy: how often the true "
-                "movement scores above its reversal (50% for a model blind to the order of frames).")
+    st.markdown(
+        "Can divided space-time tell a movement from the same movement played backwards? With the paper's "
+        "start, temporal attention begins blind to the order of frames; the *previous-frame* start (ours, not "
+        "the paper's: `timesformer/temporal_init.py`) points one head of it at the previous frame. The 3D "
+        "CNN's space-time kernels see the order from the first step. Twin accuracy: how often the true "
+        "movement scores above its reversal (50% for a model blind to the order of frames)."
+    )
     if found is None:
         not_run_yet("direction", "direction", " (about 40 minutes on one core)")
         return
-    st.dataframe(pd.DataFrame([{
-        "model": name,
-        "accuracy, ours": pm(cell),
-        "twin accuracy, ours": pm(cell, "twin_accuracy"),
-        "per seed": ", ".join(f"{100 * run['accuracy']:.1f}" for run in cell["per_seed"]),
-        "training": duration(cell["train_seconds"]["mean"]),
-    } for name, cell in found["rows"].items()]), hide_index=True, width="stretch",
-                 column_config={"model": st.column_config.TextColumn(width="large")})
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "model": name,
+                    "accuracy, ours": pm(cell),
+                    "twin accuracy, ours": pm(cell, "twin_accuracy"),
+                    "per seed": ", ".join(f"{100 * run['accuracy']:.1f}" for run in cell["per_seed"]),
+                    "training": duration(cell["train_seconds"]["mean"]),
+                }
+                for name, cell in found["rows"].items()
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={"model": st.column_config.TextColumn(width="large")},
+    )
     show_finding(found)
     start = f" Initialised from: {found['init']}." if "init" in found else ""
     st.caption(how_measured(found) + start + " The paper has no such check: nothing here is quoted from it.")
@@ -295,28 +441,47 @@ def demo_section() -> None:
     if found is None:
         not_run_yet("card", "demo_models")
         return
-    st.table(pd.DataFrame([{
-        "model": name,
-        "trained on": model["dataset"],
-        "held-out accuracy": f"{100 * model['accuracy']:.1f}%",
-        "twin accuracy": f"{100 * model['twin_accuracy']:.1f}%" if "twin_accuracy" in model else "–",
-        "samples": f"{model['samples']['correct']}/{model['samples']['total']}" if model.get("samples") else "–",
-        "params": f"{model['params']:,}",
-        "GMACs per clip": f"{model['gmacs_per_clip']:.3f}",
-        "training": duration(model["train_seconds"]),
-        "initialised from": Path(model["init"]).stem if model["init"] != "scratch" else "scratch",
-    } for name, model in found["models"].items()]).set_index("model"))  # a static table: long names wrap
+    st.table(
+        pd.DataFrame(
+            [
+                {
+                    "model": name,
+                    "trained on": model["dataset"],
+                    "held-out accuracy": f"{100 * model['accuracy']:.1f}%",
+                    "twin accuracy": f"{100 * model['twin_accuracy']:.1f}%" if "twin_accuracy" in model else "–",
+                    "samples": f"{model['samples']['correct']}/{model['samples']['total']}"
+                    if model.get("samples")
+                    else "–",
+                    "params": f"{model['params']:,}",
+                    "GMACs per clip": f"{model['gmacs_per_clip']:.3f}",
+                    "training": duration(model["train_seconds"]),
+                    "initialised from": Path(model["init"]).stem if model["init"] != "scratch" else "scratch",
+                }
+                for name, model in found["models"].items()
+            ]
+        ).set_index("model")
+    )  # a static table: long names wrap
     per_pair = {name: model["pair_accuracy"] for name, model in found["models"].items() if "pair_accuracy" in model}
     if per_pair:
-        st.dataframe(pd.DataFrame([{"motion model": name, **{pair: f"{100 * v:.1f}%" for pair, v in pairs.items()}}
-                                   for name, pairs in per_pair.items()]), hide_index=True, width="stretch",
-                     column_config={"motion model": st.column_config.TextColumn(width="large")})
-    st.caption(f"Measured by `{found['command']}` through video files, on {heldout_text(found['heldout'])} "
-               "(training and validation used seeds 0-7). Twin accuracy: how often the true motion scores above "
-               "its time-reversed twin (50% for a model blind to frame order). Samples: the app's bundled clips of "
-               "the model's dataset it gets right. Second table: held-out accuracy on the clips of each twin pair "
-               "(50% for a model that knows what changes but not which way). The regeneration commands and "
-               "limitations are in timesformer/weights/MODEL_CARD.md.")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {"motion model": name, **{pair: f"{100 * v:.1f}%" for pair, v in pairs.items()}}
+                    for name, pairs in per_pair.items()
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+            column_config={"motion model": st.column_config.TextColumn(width="large")},
+        )
+    st.caption(
+        f"Measured by `{found['command']}` through video files, on {heldout_text(found['heldout'])} "
+        "(training and validation used seeds 0-7). Twin accuracy: how often the true motion scores above "
+        "its time-reversed twin (50% for a model blind to frame order). Samples: the app's bundled clips of "
+        "the model's dataset it gets right. Second table: held-out accuracy on the clips of each twin pair "
+        "(50% for a model that knows what changes but not which way). The regeneration commands and "
+        "limitations are in timesformer/weights/MODEL_CARD.md."
+    )
 
 
 st.caption(
@@ -336,6 +501,10 @@ SECTIONS = {
     "Run it live": live_section,
     "Demo models": demo_section,
 }
-section = st.segmented_control("Section", list(SECTIONS), default="Table 1 · schemes", key="ablation_section",
-                               label_visibility="collapsed") or "Table 1 · schemes"
+section = (
+    st.segmented_control(
+        "Section", list(SECTIONS), default="Table 1 · schemes", key="ablation_section", label_visibility="collapsed"
+    )
+    or "Table 1 · schemes"
+)
 SECTIONS[section]()

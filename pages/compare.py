@@ -33,10 +33,18 @@ st.caption(
 )
 
 top = st.columns([4, 2, 1, 1, 2])
-chosen = top[0].multiselect("Schemes", list(SCHEMES), default=list(SCHEMES)[:MAX_COLUMNS], max_selections=MAX_COLUMNS,
-                            key="compare_schemes", format_func=lambda scheme: SCHEMES[scheme].paper_name)
-view = top[1].segmented_control("Show", ["Query attention", "Rollout"], default="Query attention",
-                                key="compare_view") or "Query attention"
+chosen = top[0].multiselect(
+    "Schemes",
+    list(SCHEMES),
+    default=list(SCHEMES)[:MAX_COLUMNS],
+    max_selections=MAX_COLUMNS,
+    key="compare_schemes",
+    format_func=lambda scheme: SCHEMES[scheme].paper_name,
+)
+view = (
+    top[1].segmented_control("Show", ["Query attention", "Rollout"], default="Query attention", key="compare_view")
+    or "Query attention"
+)
 if len(chosen) < 2:
     st.info("Pick at least two schemes to compare.")
     st.stop()
@@ -59,13 +67,23 @@ if opened.error:
 upload_note(video)
 grid = first.loaded.model.grid_of(centre(opened.clip))
 depth, heads = first.loaded.config.depth, first.loaded.config.num_heads
-layer = top[2].selectbox("Block", range(1, depth + 1), index=depth - 1, key="compare_block",
-                         help="Which block's attention the query view shows (1 is nearest the input).")
-fusion = top[3].selectbox("Heads", ["mean", "max", *range(heads)], key="compare_heads",
-                          format_func=lambda h: f"head {h}" if isinstance(h, int) else h,
-                          help=f"The mean or max of the model's {heads} heads, or one head.")
-enlarge = top[4].toggle("One frame, large", key="compare_enlarge",
-                        help="Each column shows only the query's frame, as wide as the column.")
+layer = top[2].selectbox(
+    "Block",
+    range(1, depth + 1),
+    index=depth - 1,
+    key="compare_block",
+    help="Which block's attention the query view shows (1 is nearest the input).",
+)
+fusion = top[3].selectbox(
+    "Heads",
+    ["mean", "max", *range(heads)],
+    key="compare_heads",
+    format_func=lambda h: f"head {h}" if isinstance(h, int) else h,
+    help=f"The mean or max of the model's {heads} heads, or one head.",
+)
+enlarge = top[4].toggle(
+    "One frame, large", key="compare_enlarge", help="Each column shows only the query's frame, as wide as the column."
+)
 query = current_query(grid)
 
 width = FIGURES_WIDTH // len(chosen)
@@ -89,29 +107,63 @@ for column, scheme in zip(st.columns(len(chosen), gap="medium"), chosen):
         clip, key = opened.clip, clip_key(video, model)
         try:
             top1, p = predictions(model.key, key, model, clip)["3 crops averaged"][0]
-            images, values, stages = column_view(model.key, key, view, (query.t, query.row, query.col), layer - 1,
-                                                 fusion, size, model, clip)
+            images, values, stages = column_view(
+                model.key, key, view, (query.t, query.row, query.col), layer - 1, fusion, size, model, clip
+            )
         except MemoryBudgetError as error:
             st.error(str(error))
             continue
-        mark = "" if video.truth is None else (" :green[:material/check:]" if top1 == video.truth
-                                               else " :red[:material/close:]")
+        mark = (
+            ""
+            if video.truth is None
+            else (" :green[:material/check:]" if top1 == video.truth else " :red[:material/close:]")
+        )
         config = model.loaded.config
         gflops, keys = count_macs(config, grid)["total"] / 1e9, comparisons_per_patch(config, grid)
         st.markdown(f"**{top1}** {p:.0%}{mark}  \n{gflops:.3f} GFLOPs/view · {keys} keys per query")
-        clickable_chart(frame_figure(images[shown], [f"t={t}" for t in shown], per_row, grid, values,
-                                     "rollout" if view == "Rollout" else "attention", width, frames=shown),
-                        f"compare_{scheme}")
-        st.markdown("  \n".join(
-            f"<span style='color:{hex_colour(stage_colour(s.name))}'>■</span> "
-            f"**{s.name.replace('_', '-')}**: {s.keys} keys, {s.elsewhere:.0%} to other frames"
-            + (f", CLS {s.cls_weight:.0%}" if s.cls else "") for s in stages
-        ), unsafe_allow_html=True)
+        clickable_chart(
+            frame_figure(
+                images[shown],
+                [f"t={t}" for t in shown],
+                per_row,
+                grid,
+                values,
+                "rollout" if view == "Rollout" else "attention",
+                width,
+                frames=shown,
+            ),
+            f"compare_{scheme}",
+        )
+        st.markdown(
+            "  \n".join(
+                f"<span style='color:{hex_colour(stage_colour(s.name))}'>■</span> "
+                f"**{s.name.replace('_', '-')}**: {s.keys} keys, {s.elsewhere:.0%} to other frames"
+                + (f", CLS {s.cls_weight:.0%}" if s.cls else "")
+                for s in stages
+            ),
+            unsafe_allow_html=True,
+        )
         st.caption(block.summary)
-        results.append({"scheme": scheme, "paper name": block.paper_name, "model": model.name, "top-1": top1,
-                        "probability": round(p, 6), "GFLOPs per view": round(gflops, 6), "keys per query": keys,
-                        "stages": [{"stage": s.name, "keys": s.keys, "to other frames": round(s.elsewhere, 6),
-                                    "CLS weight": round(s.cls_weight, 6) if s.cls else None} for s in stages]})
+        results.append(
+            {
+                "scheme": scheme,
+                "paper name": block.paper_name,
+                "model": model.name,
+                "top-1": top1,
+                "probability": round(p, 6),
+                "GFLOPs per view": round(gflops, 6),
+                "keys per query": keys,
+                "stages": [
+                    {
+                        "stage": s.name,
+                        "keys": s.keys,
+                        "to other frames": round(s.elsewhere, 6),
+                        "CLS weight": round(s.cls_weight, 6) if s.cls else None,
+                    }
+                    for s in stages
+                ],
+            }
+        )
 
 query_controls(grid)
 heads_text = fusion if isinstance(fusion, str) else f"head {fusion}"
@@ -121,11 +173,28 @@ st.caption(
     "*Rollout* shows instead which input patches feed the clip's CLS through all blocks (mean of heads, residual "
     "0.5). Keys per query count the query itself and CLS where a stage takes it."
 )
-setting = {"video": video.title, "dataset": dataset, "view": view, "query": {"t": query.t, "row": query.row,
-           "col": query.col}, "block": layer, "heads": heads_text}
-downloads(table_files(
-    export_stem(video.title, "compare", view.lower().replace(" ", "_")),
-    lambda: [{**setting, "query": f"{query.t},{query.row},{query.col}", **{k: v for k, v in r.items() if k != "stages"},
-              **stage} for r in results for stage in r["stages"]],
-    lambda: {**setting, "schemes": results},
-), "compare_downloads")
+setting = {
+    "video": video.title,
+    "dataset": dataset,
+    "view": view,
+    "query": {"t": query.t, "row": query.row, "col": query.col},
+    "block": layer,
+    "heads": heads_text,
+}
+downloads(
+    table_files(
+        export_stem(video.title, "compare", view.lower().replace(" ", "_")),
+        lambda: [
+            {
+                **setting,
+                "query": f"{query.t},{query.row},{query.col}",
+                **{k: v for k, v in r.items() if k != "stages"},
+                **stage,
+            }
+            for r in results
+            for stage in r["stages"]
+        ],
+        lambda: {**setting, "schemes": results},
+    ),
+    "compare_downloads",
+)

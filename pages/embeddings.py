@@ -64,8 +64,18 @@ def held_out(dataset: str, per_class: int, seed: int, frames: int, size: int) ->
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
-def embed(model_key: str, choice: str, dataset: str, per_class: int, seed: int, frames_per_clip: int,
-          perplexity: float, user_key: str | None, _model: Model, _user: np.ndarray | None) -> dict:
+def embed(
+    model_key: str,
+    choice: str,
+    dataset: str,
+    per_class: int,
+    seed: int,
+    frames_per_clip: int,
+    perplexity: float,
+    user_key: str | None,
+    _model: Model,
+    _user: np.ndarray | None,
+) -> dict:
     """t-SNE map of the held-out clips (and the user's clip, last) with the features' separability."""
     loaded = _model.loaded
     frames, labels, _ = held_out(dataset, per_class, seed, frames_per_clip, loaded.config.image_size)
@@ -86,11 +96,19 @@ def embed(model_key: str, choice: str, dataset: str, per_class: int, seed: int, 
 def show_separability(measured: Separability, things: str) -> None:
     """kNN accuracy and silhouette side by side; `things` are what the dots are (clips, videos)."""
     metrics = st.columns(2)
-    metrics[0].metric("kNN accuracy", f"{measured.knn_accuracy:.0%}", f"chance {measured.chance:.0%}",
-                      delta_color="off", delta_arrow="off",
-                      help=f"Leave-one-out {measured.k}-nearest-neighbour vote on the features.")
-    metrics[1].metric("Silhouette", f"{measured.silhouette:.2f}",
-                      help=f"How much closer {things} are to their own class than to the next one, from −1 to 1.")
+    metrics[0].metric(
+        "kNN accuracy",
+        f"{measured.knn_accuracy:.0%}",
+        f"chance {measured.chance:.0%}",
+        delta_color="off",
+        delta_arrow="off",
+        help=f"Leave-one-out {measured.k}-nearest-neighbour vote on the features.",
+    )
+    metrics[1].metric(
+        "Silhouette",
+        f"{measured.silhouette:.2f}",
+        help=f"How much closer {things} are to their own class than to the next one, from −1 to 1.",
+    )
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -103,9 +121,17 @@ def embed_output(folder: str, state: tuple, perplexity: float) -> tuple[str, Col
 def show_batch_output() -> None:
     """The t-SNE map of a batch output folder typed in by path, or what is wrong with that path."""
     top = st.columns([4, 1])
-    folder = top[0].text_input("Batch output folder", key="embed_folder", placeholder="/path/to/runs/val",
-                               help="The --out of `python -m analysis batch VIDEOS --out DIR --what "
-                               "predictions,features`, inside the folders this server allows.").strip()
+    folder = (
+        top[0]
+        .text_input(
+            "Batch output folder",
+            key="embed_folder",
+            placeholder="/path/to/runs/val",
+            help="The --out of `python -m analysis batch VIDEOS --out DIR --what "
+            "predictions,features`, inside the folders this server allows.",
+        )
+        .strip()
+    )
     perplexity = top[1].slider("Perplexity", 5, 50, 30, key="embed_batch_perplexity")
     if not folder:
         st.info("Enter the path of a batch output folder on this server.")
@@ -120,21 +146,36 @@ def show_batch_output() -> None:
     if embedded.separability is not None:
         with st.columns(2)[0]:
             show_separability(embedded.separability, "videos")
-    chart(tsne_figure(embedded.points, embedded.codes, embedded.classes, height=560, hover=embedded.hover),
-          "embed_batch")
+    chart(
+        tsne_figure(embedded.points, embedded.codes, embedded.classes, height=560, hover=embedded.hover), "embed_batch"
+    )
     st.caption(f"{caption}. Hover a dot for its file and prediction. t-SNE: scikit-learn, PCA initialisation, seed 0.")
-    rows = [{"video": hover.split("<br>")[0], "colour": embedded.classes[code], "x": float(x), "y": float(y)}
-            for hover, code, (x, y) in zip(embedded.hover, embedded.codes, embedded.points)]
-    downloads(table_files(export_stem("batch", "tsne"), lambda: rows, lambda: {"folder": path, "points": rows}),
-              "embed_batch_downloads")
+    rows = [
+        {"video": hover.split("<br>")[0], "colour": embedded.classes[code], "x": float(x), "y": float(y)}
+        for hover, code, (x, y) in zip(embedded.hover, embedded.codes, embedded.points)
+    ]
+    downloads(
+        table_files(export_stem("batch", "tsne"), lambda: rows, lambda: {"folder": path, "points": rows}),
+        "embed_batch_downloads",
+    )
 
 
 page_header("Embeddings")
 chosen_model = sidebar_model()
-if paths_allowed() and st.radio("Videos", ["Held-out generated clips", "A batch output folder"], horizontal=True,
-                                key="embed_source", label_visibility="collapsed") == "A batch output folder":
-    st.caption("Each dot is one video of a batch output folder, placed by t-SNE from the CLS feature the batch "
-               "stored for it.")
+if (
+    paths_allowed()
+    and st.radio(
+        "Videos",
+        ["Held-out generated clips", "A batch output folder"],
+        horizontal=True,
+        key="embed_source",
+        label_visibility="collapsed",
+    )
+    == "A batch output folder"
+):
+    st.caption(
+        "Each dot is one video of a batch output folder, placed by t-SNE from the CLS feature the batch stored for it."
+    )
     show_batch_output()
     st.stop()
 st.caption(
@@ -144,15 +185,24 @@ st.caption(
 )
 
 top = st.columns([4, 2, 2, 2, 2])
-chosen = top[0].multiselect("Models", CHOICES, default=["divided_space_time", "space_only", IMAGE_MODEL],
-                            format_func=choice_title, max_selections=4, key="embed_models")
+chosen = top[0].multiselect(
+    "Models",
+    CHOICES,
+    default=["divided_space_time", "space_only", IMAGE_MODEL],
+    format_func=choice_title,
+    max_selections=4,
+    key="embed_models",
+)
 default_dataset = chosen_model.dataset if chosen_model and chosen_model.dataset in DEMO_DATASETS else "motion"
-dataset = top[1].selectbox("Clips from", DEMO_DATASETS, index=DEMO_DATASETS.index(default_dataset),
-                           key="embed_dataset")
+dataset = top[1].selectbox("Clips from", DEMO_DATASETS, index=DEMO_DATASETS.index(default_dataset), key="embed_dataset")
 per_class = top[2].slider("Clips per class", 5, 30, 10, key="embed_per_class")
 perplexity = top[3].slider("Perplexity", 5, 50, 20, key="embed_perplexity")
-place_user = top[4].toggle("Place my clip", value=True, key="embed_user",
-                           help="Embed the sidebar's video with each model and mark it with a star.")
+place_user = top[4].toggle(
+    "Place my clip",
+    value=True,
+    key="embed_user",
+    help="Embed the sidebar's video with each model and mark it with a star.",
+)
 if not chosen:
     st.info("Pick at least one model.")
     st.stop()
@@ -182,21 +232,27 @@ with st.status("Embedding clips…", expanded=False) as status:
             elif (problem := f"**{video.title}** cannot be placed: {opened.error}") not in problems:
                 problems.append(problem)  # the same file for every model: said once
         status.update(label=f"Embedding {count} clips with {choice_title(choice)}…")
-        results[choice] = embed(model.key, choice, dataset, per_class, seed, frames_per_clip, float(perplexity),
-                                user_key, model, user)
+        results[choice] = embed(
+            model.key, choice, dataset, per_class, seed, frames_per_clip, float(perplexity), user_key, model, user
+        )
     status.update(label=f"Embedded {count} held-out clips with {len(results)} model(s)", state="complete")
 for problem in problems:
     st.warning(problem)
 
 names = class_names(dataset)
 placed = any(len(result["points"]) > len(result["labels"]) for result in results.values())
-st.markdown(" ".join(f"<span style='color:{class_colour(i)}'>●</span> {name}" for i, name in enumerate(names))
-            + (" &nbsp; ★ your clip" if placed else ""), unsafe_allow_html=True)
+st.markdown(
+    " ".join(f"<span style='color:{class_colour(i)}'>●</span> {name}" for i, name in enumerate(names))
+    + (" &nbsp; ★ your clip" if placed else ""),
+    unsafe_allow_html=True,
+)
 if placed and video.untrusted:
     upload_note(video)
-    st.caption("★ marks where each model's feature for your video falls among the held-out clips. The clusters "
-               "around it are generated classes: its neighbours say what the model finds it similar to, not what "
-               "it shows.")
+    st.caption(
+        "★ marks where each model's feature for your video falls among the held-out clips. The clusters "
+        "around it are generated classes: its neighbours say what the model finds it similar to, not what "
+        "it shows."
+    )
 columns = st.columns(len(results)) if results else []
 for column, (choice, result) in zip(columns, results.items()):
     with column:
@@ -206,8 +262,11 @@ for column, (choice, result) in zip(columns, results.items()):
         points, labels = result["points"], result["labels"]
         extra = (float(points[-1, 0]), float(points[-1, 1]), "your clip") if len(points) > len(labels) else None
         key = f"embed_{choice}"
-        chart(tsne_figure(points[: len(labels)], labels, names, extra, height=420, legend=False), key,
-              on_select=lambda key=key: st.session_state.update(embed_clicked=key))
+        chart(
+            tsne_figure(points[: len(labels)], labels, names, extra, height=420, legend=False),
+            key,
+            on_select=lambda key=key: st.session_state.update(embed_clicked=key),
+        )
 
 
 def coordinates() -> list[dict]:
@@ -216,17 +275,35 @@ def coordinates() -> list[dict]:
     for choice, result in results.items():
         for index, (x, y) in enumerate(result["points"]):
             mine = index >= len(result["labels"])
-            rows.append({"model": choice, "clip": "your clip" if mine else index,
-                         "class": "" if mine else names[result["labels"][index]], "x": float(x), "y": float(y)})
+            rows.append(
+                {
+                    "model": choice,
+                    "clip": "your clip" if mine else index,
+                    "class": "" if mine else names[result["labels"][index]],
+                    "x": float(x),
+                    "y": float(y),
+                }
+            )
     return rows
 
 
 if results:
-    downloads(table_files(export_stem(dataset, "tsne"), coordinates, lambda: {
-        "dataset": dataset, "clips per class": per_class, "seed": seed, "perplexity": perplexity,
-        "your clip": video.title if placed else None, "points": coordinates(),
-        "separability": {choice: vars(result["separability"]) for choice, result in results.items()}}),
-        "embed_downloads")
+    downloads(
+        table_files(
+            export_stem(dataset, "tsne"),
+            coordinates,
+            lambda: {
+                "dataset": dataset,
+                "clips per class": per_class,
+                "seed": seed,
+                "perplexity": perplexity,
+                "your clip": video.title if placed else None,
+                "points": coordinates(),
+                "separability": {choice: vars(result["separability"]) for choice, result in results.items()},
+            },
+        ),
+        "embed_downloads",
+    )
 
 clicked = st.session_state.get("embed_clicked")
 if clicked in st.session_state:
@@ -235,8 +312,15 @@ if clicked in st.session_state:
         index = int(picked[-1]["customdata"])
         frames, labels, _ = held_out(dataset, per_class, seed, frames_per_clip, reference.config.image_size)
         st.subheader(f"Clip {index}: {names[labels[index]]}")
-        chart(frame_figure(upscale(frames[index], 128), [f"t={t}" for t in range(len(frames[index]))],
-                           columns=len(frames[index]), width=1100), "embed_clip")
+        chart(
+            frame_figure(
+                upscale(frames[index], 128),
+                [f"t={t}" for t in range(len(frames[index]))],
+                columns=len(frames[index]),
+                width=1100,
+            ),
+            "embed_clip",
+        )
 st.caption(
     f"Held-out clips: {per_class} per class of the {len(names)} {dataset} classes, generated from the validation "
     f"seed of the demo models (seed {seed}), never trained on. Hover a dot for its class, click it to see the "

@@ -60,11 +60,19 @@ with text_column:
         + "\n".join(f"- **{block.paper_name}**: {block.summary}" for block in SCHEMES.values())
     )
     stage_names = dict.fromkeys(stage.name for block in SCHEMES.values() for stage in block.stages)
-    st.markdown("Stages: " + " ".join(f"<span style='color:{hex_colour(stage_colour(name))}'>■</span> "
-                                      f"{name.replace('_', '-')}" for name in stage_names), unsafe_allow_html=True)
-    st.caption("Drawn from each scheme's own token grouping (`analysis.query.query_pattern`) on a 4-frame clip of "
-               "8×8 patches, like the paper's Fig. 2; untouched patches are dimmed. Compare schemes shows the "
-               "same with the trained models' real attention weights.")
+    st.markdown(
+        "Stages: "
+        + " ".join(
+            f"<span style='color:{hex_colour(stage_colour(name))}'>■</span> {name.replace('_', '-')}"
+            for name in stage_names
+        ),
+        unsafe_allow_html=True,
+    )
+    st.caption(
+        "Drawn from each scheme's own token grouping (`analysis.query.query_pattern`) on a 4-frame clip of "
+        "8×8 patches, like the paper's Fig. 2; untouched patches are dimmed. Compare schemes shows the "
+        "same with the trained models' real attention weights."
+    )
 
 
 @st.cache_data(show_spinner=False)
@@ -75,24 +83,32 @@ def scheme_table(schemes: tuple[str, ...]) -> pd.DataFrame:
     for scheme in schemes:
         config = preset("base", scheme=scheme, num_classes=174)
         facts = scheme_facts(scheme, "base")
-        rows.append({
-            "scheme": SCHEMES[scheme].label(),
-            "stages per block": facts["stages"],
-            "parameters (M)": facts["parameters (M)"],
-            "GFLOPs per view": round(count_macs(config)["total"] / 1e9, 1),
-            "keys per query": comparisons_per_patch(config),
-            "K400 (paper)": quoted["K400"].get(scheme),
-            "SSv2 (paper)": quoted["SSv2"].get(scheme),
-        })
+        rows.append(
+            {
+                "scheme": SCHEMES[scheme].label(),
+                "stages per block": facts["stages"],
+                "parameters (M)": facts["parameters (M)"],
+                "GFLOPs per view": round(count_macs(config)["total"] / 1e9, 1),
+                "keys per query": comparisons_per_patch(config),
+                "K400 (paper)": quoted["K400"].get(scheme),
+                "SSv2 (paper)": quoted["SSv2"].get(scheme),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 st.subheader("The schemes at paper scale")
 st.dataframe(
-    scheme_table(tuple(SCHEMES)), hide_index=True, width="stretch",
-    column_config={"scheme": st.column_config.TextColumn(width="medium"),
-                   **{name: st.column_config.NumberColumn(format="%.1f") for name in
-                      ("parameters (M)", "GFLOPs per view", "K400 (paper)", "SSv2 (paper)")}},
+    scheme_table(tuple(SCHEMES)),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "scheme": st.column_config.TextColumn(width="medium"),
+        **{
+            name: st.column_config.NumberColumn(format="%.1f")
+            for name in ("parameters (M)", "GFLOPs per view", "K400 (paper)", "SSv2 (paper)")
+        },
+    },
 )
 st.caption(
     "Parameters, GFLOPs (multiply-adds, the paper's convention) and keys per query are computed from our model "

@@ -43,8 +43,10 @@ def top_class() -> tuple[str, float]:
 
 
 top = st.columns([4, 3, 3, 2])
-method = top[0].segmented_control("Method", list(METHODS), default="rollout", key="rollout_method",
-                                  format_func=METHODS.get) or "rollout"
+method = (
+    top[0].segmented_control("Method", list(METHODS), default="rollout", key="rollout_method", format_func=METHODS.get)
+    or "rollout"
+)
 target = None
 if method == "gradient":
     try:
@@ -52,24 +54,57 @@ if method == "gradient":
     except MemoryBudgetError as error:
         st.error(str(error))
         st.stop()
-    target = top[1].selectbox("For class", range(len(labels)), index=labels.index(predicted),
-                              format_func=lambda i: labels[i], key="rollout_class",
-                              help="Heads are weighted by the gradient of this class's logit (Chefer et al. 2021).")
-scaling = top[2].segmented_control("Colour scale", ["global", "frame"], default="global", key="rollout_scaling",
-                                   format_func={"global": "whole clip", "frame": "per frame"}.get,
-                                   help="Whole clip: frames comparable, shows when the model looks. Per frame: "
-                                   "where it looks within each frame, even in frames it barely uses.") or "global"
+    target = top[1].selectbox(
+        "For class",
+        range(len(labels)),
+        index=labels.index(predicted),
+        format_func=lambda i: labels[i],
+        key="rollout_class",
+        help="Heads are weighted by the gradient of this class's logit (Chefer et al. 2021).",
+    )
+scaling = (
+    top[2].segmented_control(
+        "Colour scale",
+        ["global", "frame"],
+        default="global",
+        key="rollout_scaling",
+        format_func={"global": "whole clip", "frame": "per frame"}.get,
+        help="Whole clip: frames comparable, shows when the model looks. Per frame: "
+        "where it looks within each frame, even in frames it barely uses.",
+    )
+    or "global"
+)
 cmap = top[3].selectbox("Colour map", list(COLORMAPS), key="rollout_cmap")
 
 with st.expander("Rollout settings", expanded=False):
     cols = st.columns(5)
-    first, last = cols[0].slider("Blocks", 1, config.depth, (1, config.depth), key="rollout_blocks",
-                                 help="Roll out only these blocks (1 is nearest the input).")
+    first, last = cols[0].slider(
+        "Blocks",
+        1,
+        config.depth,
+        (1, config.depth),
+        key="rollout_blocks",
+        help="Roll out only these blocks (1 is nearest the input).",
+    )
     fusion = cols[1].selectbox("Head fusion", ["mean", "max", "min"], key="rollout_fusion")
-    discard = cols[2].slider("Discard ratio", 0.0, 0.95, 0.0, 0.05, key="rollout_discard",
-                             help="Drop this fraction of the weakest attention links before rolling out.")
-    residual = cols[3].slider("Residual weight", 0.0, 1.0, 0.5, 0.05, key="rollout_residual",
-                              help="Each block mixes a·I + (1 − a)·A: the skip connection's share.")
+    discard = cols[2].slider(
+        "Discard ratio",
+        0.0,
+        0.95,
+        0.0,
+        0.05,
+        key="rollout_discard",
+        help="Drop this fraction of the weakest attention links before rolling out.",
+    )
+    residual = cols[3].slider(
+        "Residual weight",
+        0.0,
+        1.0,
+        0.5,
+        0.05,
+        key="rollout_residual",
+        help="Each block mixes a·I + (1 − a)·A: the skip connection's share.",
+    )
     opacity = cols[4].slider("Opacity", 0.1, 1.0, 0.55, 0.05, key="rollout_opacity")
 settings = RolloutSettings(fusion, discard, residual, first - 1, last)
 
@@ -99,11 +134,16 @@ st.caption(
     "blue: click a patch to follow it below."
 )
 
-if st.toggle(f"Enlarge frame t={query.t}", key="rollout_enlarge", help="The query's frame, large: click a patch "
-             "in the strip to choose another frame."):
+if st.toggle(
+    f"Enlarge frame t={query.t}",
+    key="rollout_enlarge",
+    help="The query's frame, large: click a patch in the strip to choose another frame.",
+):
     enlarged = mark_patch(upscale(images[query.t : query.t + 1], ENLARGED), grid.h, grid.w, query.row, query.col)
-    clickable_chart(frame_figure(enlarged, [titles[query.t]], 1, grid, maps, "relevance", width=ENLARGED,
-                                 frames=[query.t]), "rollout_enlarged")
+    clickable_chart(
+        frame_figure(enlarged, [titles[query.t]], 1, grid, maps, "relevance", width=ENLARGED, frames=[query.t]),
+        "rollout_enlarged",
+    )
 
 
 def legend() -> Legend:
@@ -118,10 +158,14 @@ def legend() -> Legend:
 
 
 stem = export_stem(video.title, model.scheme, method)
-downloads([Download("PNG strip", lambda: strip_png(images, legend()), f"{stem}.png", "image/png", "image"),
-           Download("GIF", lambda: gif(images, legend=legend()), f"{stem}.gif", "image/gif", "gif"),
-           Download("MP4", lambda: mp4(images, legend=legend()), f"{stem}.mp4", "video/mp4", "movie")],
-          "rollout_downloads")
+downloads(
+    [
+        Download("PNG strip", lambda: strip_png(images, legend()), f"{stem}.png", "image/png", "image"),
+        Download("GIF", lambda: gif(images, legend=legend()), f"{stem}.gif", "image/gif", "gif"),
+        Download("MP4", lambda: mp4(images, legend=legend()), f"{stem}.mp4", "video/mp4", "movie"),
+    ],
+    "rollout_downloads",
+)
 
 st.divider()
 query = query_controls(grid)
@@ -138,16 +182,25 @@ with left:
     tiles = np.concatenate([per_head, per_head.mean(axis=1, keepdims=True)], axis=1)[:, :, query.t]
     rows, cols = tiles.shape[:2]
     frame = upscale(clip.frames[query.t : query.t + 1], 128)
-    tile_images = heat_images(np.repeat(frame, rows * cols, axis=0), tiles.reshape(rows * cols, *tiles.shape[2:]),
-                              cmap, opacity, "frame")
+    tile_images = heat_images(
+        np.repeat(frame, rows * cols, axis=0), tiles.reshape(rows * cols, *tiles.shape[2:]), cmap, opacity, "frame"
+    )
     tile_images = mark_patch(tile_images, grid.h, grid.w, query.row, query.col)
-    chart(grid_figure(tile_images.reshape(rows, cols, *frame.shape[1:]), [f"block {i + 1}" for i in range(rows)],
-                      [f"head {h}" for h in range(cols - 1)] + ["mean"], width=min(160 * cols + 110, 660)),
-          "rollout_heads",
-          static=True)
-    st.caption("What CLS attends to among this frame's patches in each block's last stage that includes CLS, one "
-               "map per head and their mean, each scaled to its own range: no rollout, one block at a time. The "
-               "query patch is outlined.")
+    chart(
+        grid_figure(
+            tile_images.reshape(rows, cols, *frame.shape[1:]),
+            [f"block {i + 1}" for i in range(rows)],
+            [f"head {h}" for h in range(cols - 1)] + ["mean"],
+            width=min(160 * cols + 110, 660),
+        ),
+        "rollout_heads",
+        static=True,
+    )
+    st.caption(
+        "What CLS attends to among this frame's patches in each block's last stage that includes CLS, one "
+        "map per head and their mean, each scaled to its own range: no rollout, one block at a time. The "
+        "query patch is outlined."
+    )
 with right:
     st.subheader(f"Where patch ({query.row}, {query.col}) of frame {query.t} looks in time")
     labels_in_time, shares_in_time = [], []
@@ -156,5 +209,7 @@ with right:
             labels_in_time.append(f"block {number} · {name.replace('_', '-')}")
             shares_in_time.append(stage.fused("mean")[0].sum(axis=(1, 2)))
     chart(temporal_figure(np.stack(shares_in_time), labels_in_time, cmap), "rollout_temporal")
-    st.caption("Share of the query patch's attention (mean of heads) that lands on each frame, per block and stage; "
-               "the rest goes to CLS. Click a patch in the strip above or move the sliders to follow another one.")
+    st.caption(
+        "Share of the query patch's attention (mean of heads) that lands on each frame, per block and stage; "
+        "the rest goes to CLS. Click a patch in the strip above or move the sliders to follow another one."
+    )

@@ -32,12 +32,16 @@ def crop_note(top: dict[str, list[tuple[str, float]]]) -> str:
     if info.width == info.height:
         return "On a square video the three crops coincide, so the two rows are the same."
     if centre != averaged:
-        return (f"Here they disagree: the centre crop alone says **{centre}** ({p_centre:.1%}), the average of the "
-                f"three says **{averaged}** ({p_averaged:.1%}); the side crops see other parts of the scene.")
+        return (
+            f"Here they disagree: the centre crop alone says **{centre}** ({p_centre:.1%}), the average of the "
+            f"three says **{averaged}** ({p_averaged:.1%}); the side crops see other parts of the scene."
+        )
     if abs(p_centre - p_averaged) < 0.02:
         return f"Here they barely differ: **{centre}** at {p_centre:.1%} and {p_averaged:.1%}."
-    return (f"Both say **{centre}**, with {p_centre:.1%} from the centre crop alone and {p_averaged:.1%} averaged: "
-            "the side crops see other parts of the scene.")
+    return (
+        f"Both say **{centre}**, with {p_centre:.1%} from the centre crop alone and {p_averaged:.1%} averaged: "
+        "the side crops see other parts of the scene."
+    )
 
 
 left, right = st.columns([3, 2], gap="large")
@@ -70,15 +74,31 @@ with right:
         verdict = ":green[:material/check: correct]" if best == video.truth else ":red[:material/close: wrong]"
         st.markdown(f"True class: **{video.truth}** · top-1 over 3 crops: **{best}** ({verdict})")
     chart(prediction_figure(top, video.truth), "video_prediction")
-    st.caption("Softmax probabilities of the five most likely classes. The paper tests one clip with 3 spatial crops "
-               "(start, centre and end of the long side) and averages their softmax. " + crop_note(top))
-    ranked_rows = [{"video": video.title, "model": model.name, "scheme": model.scheme, "crops": crops,
-                    "rank": rank, "class": label, "probability": round(p, 6)}
-                   for crops, ranked in top.items() for rank, (label, p) in enumerate(ranked, start=1)]
-    downloads(table_files(export_stem(video.title, model.scheme, "predictions"),
-                          lambda: ranked_rows,
-                          lambda: {"video": video.title, "model": model.name, "frames": clip.indices,
-                                   "predictions": top}), "video_downloads")
+    st.caption(
+        "Softmax probabilities of the five most likely classes. The paper tests one clip with 3 spatial crops "
+        "(start, centre and end of the long side) and averages their softmax. " + crop_note(top)
+    )
+    ranked_rows = [
+        {
+            "video": video.title,
+            "model": model.name,
+            "scheme": model.scheme,
+            "crops": crops,
+            "rank": rank,
+            "class": label,
+            "probability": round(p, 6),
+        }
+        for crops, ranked in top.items()
+        for rank, (label, p) in enumerate(ranked, start=1)
+    ]
+    downloads(
+        table_files(
+            export_stem(video.title, model.scheme, "predictions"),
+            lambda: ranked_rows,
+            lambda: {"video": video.title, "model": model.name, "frames": clip.indices, "predictions": top},
+        ),
+        "video_downloads",
+    )
 
 st.subheader("Model facts")
 facts = model_facts(config)
@@ -99,11 +119,17 @@ if model.dataset:
     shown["trained on"] = f"{model.dataset}: {DATASET_NOTES.get(model.dataset, 'generated clips')}"
 if model.record:
     shown["measured"] = measured(model.record).replace("**", "")
-for key, label in (("epochs", "epochs"), ("train_seconds", "training time (s)"), ("init", "initialised from"),
-                   ("command", "command that made it")):
+for key, label in (
+    ("epochs", "epochs"),
+    ("train_seconds", "training time (s)"),
+    ("init", "initialised from"),
+    ("command", "command that made it"),
+):
     if key in metadata:
         shown[label] = metadata[key]
 st.table(pd.DataFrame({"value": list(shown.values())}, index=pd.Index(list(shown), name="fact")))
-st.caption("Parameters and GFLOPs are computed from the model's config (`timesformer.info`, `timesformer.cost`); "
-           "the measured accuracy is the model card's (`analysis/results/demo_models.json`); training facts are "
-           "read from the checkpoint's metadata.")
+st.caption(
+    "Parameters and GFLOPs are computed from the model's config (`timesformer.info`, `timesformer.cost`); "
+    "the measured accuracy is the model card's (`analysis/results/demo_models.json`); training facts are "
+    "read from the checkpoint's metadata."
+)

@@ -19,8 +19,15 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
-def _write_batch_output(root: Path, checkpoint: Path, good: int, labels: Sequence[str] = (), broken: int = 0,
-                        what: tuple[str, ...] = ("predictions", "features"), **run) -> Path:
+def _write_batch_output(
+    root: Path,
+    checkpoint: Path,
+    good: int,
+    labels: Sequence[str] = (),
+    broken: int = 0,
+    what: tuple[str, ...] = ("predictions", "features"),
+    **run,
+) -> Path:
     """`root`/out: what `python -m analysis batch` writes for `good` generated clips (labelled in turn by
     `labels` in a CSV manifest, if any) and `broken` unreadable files; `run` goes to `run_batch`."""
     root.mkdir(parents=True, exist_ok=True)
@@ -32,8 +39,14 @@ def _write_batch_output(root: Path, checkpoint: Path, good: int, labels: Sequenc
         (root / f"broken{i}.mp4").write_text("this is not a video")
         rows.append(f"broken{i}.mp4,")
     (root / "list.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
-    run_batch(root / "list.csv", root / "out", BatchJob(str(checkpoint), what), check=False, readers=1,
-              **{"shard_size": 4} | run)
+    run_batch(
+        root / "list.csv",
+        root / "out",
+        BatchJob(str(checkpoint), what),
+        check=False,
+        readers=1,
+        **{"shard_size": 4} | run,
+    )
     return root / "out"
 
 

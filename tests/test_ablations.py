@@ -66,8 +66,11 @@ def test_shared_runs_train_once_and_give_the_same_numbers_everywhere(smoke, smok
     race = smoke["table2"]["small_scale"]["motion"]["TimeSformer (tiny, divided)"]["per_seed"]
     assert race == divided["motion"]["per_seed"]
     runner = Runner(SMOKE, SMOKE_PRETRAIN, (0,), smoke_run[1] / "smoke")
-    wanted = {(runner.config(seed=0, **overrides), baseline)
-              for name in tables.TRAINED for baseline, overrides in tables.cells(runner)[name]}
+    wanted = {
+        (runner.config(seed=0, **overrides), baseline)
+        for name in tables.TRAINED
+        for baseline, overrides in tables.cells(runner)[name]
+    }
     assert len(list((smoke_run[1] / "smoke" / "runs").glob("*.json"))) == len(wanted)
 
 

@@ -41,23 +41,37 @@ PAGES = ("home", "video", "compare", "rollout", "embeddings", "ablations")
 
 def make_demo_models(folder: Path, schemes=None) -> None:
     """Tiny random demo models of `schemes` (every registered one by default) as the demo set names them."""
-    shipped = [(s, "motion") for s in schemes or SCHEMES] + [("divided_space_time", "appearance"),
-                                                             ("space_only", "images")]
+    shipped = [(s, "motion") for s in schemes or SCHEMES] + [
+        ("divided_space_time", "appearance"),
+        ("space_only", "images"),
+    ]
     for scheme, dataset in shipped:
         torch.manual_seed(0)
         labels = class_names(dataset)
         frames = 1 if dataset == "images" else 8
         model = TimeSformer(preset("tiny", scheme=scheme, num_frames=frames, num_classes=len(labels))).eval()
         loaded = LoadedModel(model, (0.45,) * 3, (0.225,) * 3, labels, "ours")
-        save_checkpoint(folder / f"{scheme}_{dataset}.safetensors", loaded, dataset=dataset, val_accuracy="0.8125",
-                        data_seed="0", sampling_stride="1", train_config=json.dumps({"val_size": 48}))
+        save_checkpoint(
+            folder / f"{scheme}_{dataset}.safetensors",
+            loaded,
+            dataset=dataset,
+            val_accuracy="0.8125",
+            data_seed="0",
+            sampling_stride="1",
+            train_config=json.dumps({"val_size": 48}),
+        )
 
 
 def write_card(path: Path) -> None:
     """A model card with a record for the tiny divided motion model (its parameter count: the record is its)."""
     params = TimeSformer(preset("tiny", scheme="divided_space_time", num_frames=8, num_classes=10)).num_parameters()
-    record = {"dataset": "motion", "accuracy": 0.923, "twin_accuracy": 0.957, "params": params,
-              "samples": {"correct": 29, "total": 30}}
+    record = {
+        "dataset": "motion",
+        "accuracy": 0.923,
+        "twin_accuracy": 0.957,
+        "params": params,
+        "samples": {"correct": 29, "total": 30},
+    }
     path.write_text(json.dumps({"models": {"divided_space_time_motion": record}}))
 
 
@@ -66,8 +80,12 @@ def demo_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("weights")
     make_demo_models(folder)
     results = tmp_path_factory.mktemp("results")
-    subprocess.run([sys.executable, "-m", "analysis.ablations", "all", "--smoke", "--out-dir", str(results)],
-                   cwd=ROOT, check=True, capture_output=True)  # the real JSON format, in seconds
+    subprocess.run(
+        [sys.executable, "-m", "analysis.ablations", "all", "--smoke", "--out-dir", str(results)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )  # the real JSON format, in seconds
     card = tmp_path_factory.mktemp("card") / "demo_models.json"
     write_card(card)
     with pytest.MonkeyPatch.context() as patch:
@@ -118,8 +136,9 @@ def upload(app: AppTest, name: str, data: bytes) -> AppTest:
 
 def test_every_page_keeps_its_title_and_sets_the_tab_title(demo_dir):
     app = start()
-    for page, title in zip(PAGES, ("TimeSformer Explorer", "Video", "Compare schemes", "Attention rollout",
-                                   "Embeddings", "Ablations")):
+    for page, title in zip(
+        PAGES, ("TimeSformer Explorer", "Video", "Compare schemes", "Attention rollout", "Embeddings", "Ablations")
+    ):
         app.switch_page(f"pages/{page}.py").run()
         assert not app.exception, page
         assert app.title[0].value == title, page
@@ -168,11 +187,14 @@ def test_video_page_predicts_and_follows_the_chosen_clip(demo_dir):
     assert "validation accuracy" not in facts.index
 
 
-@pytest.mark.parametrize("how, stride, indices", [
-    ("trained", None, [4, 5, 6, 7, 8, 9, 10, 11]),  # the test models record stride 1, centre
-    ("uniform", None, [1, 3, 5, 7, 9, 11, 13, 15]),  # 16 frames in 8 parts: the middle of each
-    ("center", 2, [0, 2, 4, 6, 8, 10, 12, 14]),
-])
+@pytest.mark.parametrize(
+    "how, stride, indices",
+    [
+        ("trained", None, [4, 5, 6, 7, 8, 9, 10, 11]),  # the test models record stride 1, centre
+        ("uniform", None, [1, 3, 5, 7, 9, 11, 13, 15]),  # 16 frames in 8 parts: the middle of each
+        ("center", 2, [0, 2, 4, 6, 8, 10, 12, 14]),
+    ],
+)
 def test_the_sidebar_chooses_which_frames_are_read(demo_dir, how, stride, indices):
     app = start("video")
     app.sidebar.selectbox(key="sampling").select(how).run()
@@ -251,8 +273,9 @@ def test_embeddings_page_measures_separability(demo_dir):
 def test_an_unreadable_upload_is_said_once_on_every_page(demo_dir):
     app = upload(start(), "holiday.mp4", b"just some text, renamed to look like a video\n" * 20)
     assert not app.exception and not app.sidebar.error
-    for page, title in zip(PAGES, ("TimeSformer Explorer", "Video", "Compare schemes", "Attention rollout",
-                                   "Embeddings", "Ablations")):
+    for page, title in zip(
+        PAGES, ("TimeSformer Explorer", "Video", "Compare schemes", "Attention rollout", "Embeddings", "Ablations")
+    ):
         app.switch_page(f"pages/{page}.py").run()
         assert not app.exception, page
         assert app.title[0].value == title, page
@@ -277,8 +300,11 @@ def test_ablations_page_sets_ours_beside_the_paper(demo_dir):
     colours = {trace["name"]: trace["marker"]["color"] for trace in charts(app)[0]["data"]}
     assert colours["K400 (paper)"] == colours["appearance (ours)"]
     assert colours["SSv2 (paper)"] == colours["motion (ours)"] != colours["K400 (paper)"]
-    for section, column in (("Table 2 · cost", "seeds reaching target"), ("Table 3 · pretraining", "motion, ours"),
-                            ("Table 4 · position", "motion, ours")):  # each with its finding and how it was measured
+    for section, column in (
+        ("Table 2 · cost", "seeds reaching target"),
+        ("Table 3 · pretraining", "motion, ours"),
+        ("Table 4 · position", "motion, ours"),
+    ):  # each with its finding and how it was measured
         app.button_group(key="ablation_section").set_value(section).run()
         assert not app.exception and "quoted from the paper" in captions(app), section
         assert any(column in frame.value.columns for frame in app.dataframe), section
@@ -300,16 +326,37 @@ def test_ablations_page_without_results_says_how_to_make_them(demo_dir, tmp_path
     assert list(app.dataframe[0].value["K400, paper"]) == [76.9, 77.4, 78.0, 75.9, 73.5]  # the paper alone
 
 
-@pytest.mark.parametrize("heldout", [{"seed": 777, "clips": 300},  # the older card: one set for every dataset
-                                     {"motion": {"dataset": "motion", "clips": 300, "seed": 777, "size": 120,
-                                                 "frames": 16, "classes": None}}])
+@pytest.mark.parametrize(
+    "heldout",
+    [
+        {"seed": 777, "clips": 300},  # the older card: one set for every dataset
+        {"motion": {"dataset": "motion", "clips": 300, "seed": 777, "size": 120, "frames": 16, "classes": None}},
+    ],
+)
 def test_ablations_page_shows_the_demo_models_card(demo_dir, tmp_path, monkeypatch, heldout):
-    models = {name: {"accuracy": accuracy, "dataset": dataset, "params": 661162, "gmacs_per_clip": 0.36,
-                     "train_seconds": 395.0, "init": "timesformer/weights/space_only_images.safetensors",
-                     **({"twin_accuracy": 0.49, "pair_accuracy": {"move_right/move_left": 0.97, "grow/shrink": 0.5},
-                         "samples": {"correct": 29, "total": 30}} if dataset == "motion" else {})}
-              for name, dataset, accuracy in (("divided_space_time_motion", "motion", 0.153),
-                                              ("divided_space_time_appearance", "appearance", 0.543))}
+    models = {
+        name: {
+            "accuracy": accuracy,
+            "dataset": dataset,
+            "params": 661162,
+            "gmacs_per_clip": 0.36,
+            "train_seconds": 395.0,
+            "init": "timesformer/weights/space_only_images.safetensors",
+            **(
+                {
+                    "twin_accuracy": 0.49,
+                    "pair_accuracy": {"move_right/move_left": 0.97, "grow/shrink": 0.5},
+                    "samples": {"correct": 29, "total": 30},
+                }
+                if dataset == "motion"
+                else {}
+            ),
+        }
+        for name, dataset, accuracy in (
+            ("divided_space_time_motion", "motion", 0.153),
+            ("divided_space_time_appearance", "appearance", 0.543),
+        )
+    }
     card = {"command": "python -m analysis.demo_card", "heldout": heldout, "models": models}
     (tmp_path / "demo_models.json").write_text(json.dumps(card))
     monkeypatch.setattr(ablations, "RESULTS_DIR", tmp_path)
@@ -348,8 +395,12 @@ def test_live_reproduction_calls_the_real_runner_interface(demo_dir, monkeypatch
     def cell(baseline: str = "", **overrides) -> dict:
         trained.append(overrides)
         accuracy = {"mean": 0.1 * len(trained), "std": 0.0}
-        return {"per_seed": [], "accuracy": accuracy, "twin_accuracy": {"mean": 0.5, "std": 0.0},
-                "train_seconds": {"mean": 4.0, "std": 0.0}}
+        return {
+            "per_seed": [],
+            "accuracy": accuracy,
+            "twin_accuracy": {"mean": 0.5, "std": 0.0},
+            "train_seconds": {"mean": 4.0, "std": 0.0},
+        }
 
     runner.return_value.cell.side_effect = cell
     runner.return_value.config.return_value = replace(BUDGET, dataset="motion", classes="move_right,move_left")

@@ -36,8 +36,12 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 def tiles(image: np.ndarray) -> list[np.ndarray]:
     """The opaque tiles (frames) of a picture, left to right then top to bottom: gaps are transparent."""
     opaque = image[..., 3] > 128
-    return [image[y0:y1, x0:x1] for y0, y1 in _runs(opaque.any(axis=1)) for x0, x1 in _runs(opaque.any(axis=0))
-            if opaque[y0:y1, x0:x1].all()]
+    return [
+        image[y0:y1, x0:x1]
+        for y0, y1 in _runs(opaque.any(axis=1))
+        for x0, x1 in _runs(opaque.any(axis=0))
+        if opaque[y0:y1, x0:x1].all()
+    ]
 
 
 def marked(tile: np.ndarray, row: int, col: int, rows: int = GRID.h, cols: int = GRID.w) -> bool:

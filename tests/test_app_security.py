@@ -53,14 +53,17 @@ def test_a_path_outside_the_allowed_folders_reveals_nothing(demo_dir, allowed): 
     (inside / "link.pyth").symlink_to(outside / "secret.pyth")
     app = start("video")
     app.sidebar.radio(key="model_source").set_value("Server path").run()
-    said = {checkpoint_error(app, str(path)) for path in (
-        outside / "secret.pyth",  # a file that exists
-        outside / "missing.pyth",  # one that does not
-        outside,  # a folder
-        inside / ".." / "private" / "secret.pyth",  # the way round
-        inside / "link.pyth",  # a link from inside to outside
-        "/etc/shadow",
-    )}
+    said = {
+        checkpoint_error(app, str(path))
+        for path in (
+            outside / "secret.pyth",  # a file that exists
+            outside / "missing.pyth",  # one that does not
+            outside,  # a folder
+            inside / ".." / "private" / "secret.pyth",  # the way round
+            inside / "link.pyth",  # a link from inside to outside
+            "/etc/shadow",
+        )
+    }
     assert said == {f"Could not use this checkpoint: {REFUSED}"}
 
 
@@ -94,17 +97,30 @@ def test_a_batch_output_folder_opens_only_inside_the_allowed_folders(demo_dir, a
     assert {text.split("<br>")[0] for t in traces for text in t["text"]} == {f"clip{i:02d}.mp4" for i in range(6)}
     assert "6 videos embedded · 1 error row skipped" in "\n".join(c.value for c in app.caption)
     assert len(app.get("download_button")) == 2
-    for bad, message in ((inside / "nowhere", "There is no file"), (inside, "not a batch output folder"),
-                         (outside, REFUSED), (outside / "nowhere", REFUSED)):
+    for bad, message in (
+        (inside / "nowhere", "There is no file"),
+        (inside, "not a batch output folder"),
+        (outside, REFUSED),
+        (outside / "nowhere", REFUSED),
+    ):
         app.text_input(key="embed_folder").input(str(bad)).run()
         assert not app.exception and message in app.error[0].value and not charts(app)
 
 
 def hf_zip(tmp_path, top: str = "my-model", extra: dict[str, bytes] | None = None) -> bytes:
     """A tiny Hugging Face TimeSformer saved by transformers, zipped under `top/`, with `extra` members."""
-    model = TimesformerForVideoClassification(TimesformerConfig(
-        image_size=32, patch_size=8, num_frames=4, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=128, num_labels=3))
+    model = TimesformerForVideoClassification(
+        TimesformerConfig(
+            image_size=32,
+            patch_size=8,
+            num_frames=4,
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=128,
+            num_labels=3,
+        )
+    )
     model.save_pretrained(tmp_path / "saved")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -116,8 +132,12 @@ def hf_zip(tmp_path, top: str = "my-model", extra: dict[str, bytes] | None = Non
 
 
 def test_a_zipped_model_is_unpacked_without_leaving_its_folder(tmp_path):
-    evil = {"../../escaped.txt": b"x", "/absolute.txt": b"x", "my-model/../../up.json": b"x",
-            "my-model/notes/config.json": b"{}"}
+    evil = {
+        "../../escaped.txt": b"x",
+        "/absolute.txt": b"x",
+        "my-model/../../up.json": b"x",
+        "my-model/notes/config.json": b"{}",
+    }
     archive = hf_zip(tmp_path, extra=evil)
     target = uploads.unpack_model_zip(archive, tmp_path / "uploads")
     assert target.parent == tmp_path / "uploads"

@@ -15,8 +15,9 @@ def test_the_clips_have_the_model_size_and_are_reproducible() -> None:
     again = generate("motion", 6, seed=3, num_frames=8, size=64, render=VideoPath())
     assert first.frames.shape == (6, 8, 64, 64, 3) and first.masks.shape == (6, 8, 64, 64)
     assert np.array_equal(first.frames, again.frames) and np.array_equal(first.masks, again.masks)
-    assert not np.array_equal(first.frames, generate("motion", 6, seed=4, num_frames=8, size=64,
-                                                     render=VideoPath()).frames)
+    assert not np.array_equal(
+        first.frames, generate("motion", 6, seed=4, num_frames=8, size=64, render=VideoPath()).frames
+    )
 
 
 def test_training_draws_sizes_lengths_qualities_scales_and_crops_at_random() -> None:

@@ -106,15 +106,18 @@ def sidebar(page) -> str:
 
 def problems(page) -> list[str]:
     """What must never show: exceptions and the "Page not found" dialog."""
-    return [*page.locator("[data-testid=stException]").all_inner_texts(),
-            *page.locator("[role=dialog]").all_inner_texts()]
+    return [
+        *page.locator("[data-testid=stException]").all_inner_texts(),
+        *page.locator("[role=dialog]").all_inner_texts(),
+    ]
 
 
 def chart_pictures(page) -> list:
     """The picture (RGBA) of every frame figure on the page, in order: plotly draws image traces as <image>
     elements; frames are sent as WebP (heatmaps come as PNG)."""
     sources = page.locator("[data-testid=stPlotlyChart] image").evaluate_all(
-        "els => els.map(e => e.getAttribute('href'))")
+        "els => els.map(e => e.getAttribute('href'))"
+    )
     return [picture(source) for source in sources if source.startswith("data:image/webp")]
 
 
@@ -241,8 +244,11 @@ def test_every_export_downloads_and_opens(server, page):
     with av.open(str(files["MP4"].path())) as container:
         assert sum(1 for _ in container.decode(video=0)) == 8
 
-    for path, stem in (("video", "motion-move-right-divided_space_time-predictions"),
-                       ("compare", "motion-move-right-compare-query_attention"), ("embeddings", "motion-tsne")):
+    for path, stem in (
+        ("video", "motion-move-right-divided_space_time-predictions"),
+        ("compare", "motion-move-right-compare-query_attention"),
+        ("embeddings", "motion-tsne"),
+    ):
         open_page(page, server, path)
         table, data = download(page, "CSV"), download(page, "JSON")
         assert (table.suggested_filename, data.suggested_filename) == (f"{stem}.csv", f"{stem}.json")

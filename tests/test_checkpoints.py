@@ -20,9 +20,17 @@ FRAMES, SIZE = 4, 32
 
 def hf_model(attention_type: str) -> TimesformerForVideoClassification:
     config = TimesformerConfig(
-        image_size=SIZE, patch_size=8, num_frames=FRAMES, hidden_size=128, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=512, num_labels=5, attention_type=attention_type,
-        id2label={i: f"action {i}" for i in range(5)}, label2id={f"action {i}": i for i in range(5)},
+        image_size=SIZE,
+        patch_size=8,
+        num_frames=FRAMES,
+        hidden_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=512,
+        num_labels=5,
+        attention_type=attention_type,
+        id2label={i: f"action {i}" for i in range(5)},
+        label2id={f"action {i}": i for i in range(5)},
     )
     model = TimesformerForVideoClassification(config).eval()
     with torch.no_grad():  # the HF init leaves biases and embeddings at zero; make every tensor count
@@ -67,7 +75,9 @@ def test_official_pyth_layout_loads(reference, tmp_path) -> None:
     path = tmp_path / "TimeSformer_8x32_224.pyth"
     state = official_state_dict(ours)
     assert all(k.startswith("model.") for k in state) and "model.blocks.0.attn.qkv.weight" in state
-    torch.save({"epoch": 15, "model_state": state, "optimizer_state": {}, "cfg": "TIMESFORMER:\n  ATTENTION_TYPE: x\n"}, path)
+    torch.save(
+        {"epoch": 15, "model_state": state, "optimizer_state": {}, "cfg": "TIMESFORMER:\n  ATTENTION_TYPE: x\n"}, path
+    )
     loaded = load_checkpoint(path)
     assert loaded.source_format == "official" and loaded.config.scheme == scheme and loaded.mean == (0.45,) * 3
     with torch.no_grad():
@@ -83,30 +93,48 @@ def mmaction_state_dict(model: TimeSformer) -> dict[str, torch.Tensor]:
     """Our weights under MMAction2's names, written out by hand from its TimeSformer backbone."""
     divided = model.config.scheme == "divided_space_time"
     state = {
-        "backbone.cls_token": model.cls_token, "backbone.pos_embed": model.pos_embed,
+        "backbone.cls_token": model.cls_token,
+        "backbone.pos_embed": model.pos_embed,
         "backbone.patch_embed.projection.weight": model.patch_embed.proj.weight,
         "backbone.patch_embed.projection.bias": model.patch_embed.proj.bias,
-        "backbone.norm.weight": model.norm.weight, "backbone.norm.bias": model.norm.bias,
-        "cls_head.fc_cls.weight": model.head.weight, "cls_head.fc_cls.bias": model.head.bias,
+        "backbone.norm.weight": model.norm.weight,
+        "backbone.norm.bias": model.norm.bias,
+        "cls_head.fc_cls.weight": model.head.weight,
+        "cls_head.fc_cls.bias": model.head.bias,
     }
     if model.time_embed is not None:
         state["backbone.time_embed"] = model.time_embed
     for i, block in enumerate(model.blocks):
         layer = f"backbone.transformer_layers.layers.{i}."
-        attentions = [(block.temporal_norm1, block.temporal_attn), (block.norm1, block.attn)] if divided else [(block.norm1, block.attn)]
+        attentions = (
+            [(block.temporal_norm1, block.temporal_attn), (block.norm1, block.attn)]
+            if divided
+            else [(block.norm1, block.attn)]
+        )
         for j, (norm, attn) in enumerate(attentions):
             prefix = f"{layer}attentions.{j}."
-            state |= {f"{prefix}attn.in_proj_weight": attn.qkv.weight, f"{prefix}attn.in_proj_bias": attn.qkv.bias,
-                      f"{prefix}attn.out_proj.weight": attn.proj.weight, f"{prefix}attn.out_proj.bias": attn.proj.bias}
+            state |= {
+                f"{prefix}attn.in_proj_weight": attn.qkv.weight,
+                f"{prefix}attn.in_proj_bias": attn.qkv.bias,
+                f"{prefix}attn.out_proj.weight": attn.proj.weight,
+                f"{prefix}attn.out_proj.bias": attn.proj.bias,
+            }
             norm_key = f"{prefix}norm." if divided else f"{layer}norms.0."
             state |= {f"{norm_key}weight": norm.weight, f"{norm_key}bias": norm.bias}
         if divided:
-            state |= {f"{layer}attentions.0.temporal_fc.weight": block.temporal_fc.weight,
-                      f"{layer}attentions.0.temporal_fc.bias": block.temporal_fc.bias}
+            state |= {
+                f"{layer}attentions.0.temporal_fc.weight": block.temporal_fc.weight,
+                f"{layer}attentions.0.temporal_fc.bias": block.temporal_fc.bias,
+            }
         norm2 = f"{layer}ffns.0.norm." if divided else f"{layer}norms.1."
-        state |= {f"{norm2}weight": block.norm2.weight, f"{norm2}bias": block.norm2.bias,
-                  f"{layer}ffns.0.layers.0.0.weight": block.mlp.fc1.weight, f"{layer}ffns.0.layers.0.0.bias": block.mlp.fc1.bias,
-                  f"{layer}ffns.0.layers.1.weight": block.mlp.fc2.weight, f"{layer}ffns.0.layers.1.bias": block.mlp.fc2.bias}
+        state |= {
+            f"{norm2}weight": block.norm2.weight,
+            f"{norm2}bias": block.norm2.bias,
+            f"{layer}ffns.0.layers.0.0.weight": block.mlp.fc1.weight,
+            f"{layer}ffns.0.layers.0.0.bias": block.mlp.fc1.bias,
+            f"{layer}ffns.0.layers.1.weight": block.mlp.fc2.weight,
+            f"{layer}ffns.0.layers.1.bias": block.mlp.fc2.bias,
+        }
     return {k: v.detach().clone() for k, v in state.items()}
 
 
@@ -127,10 +155,14 @@ def test_mmaction2_checkpoint_loads(scheme: str, tmp_path) -> None:
 def test_our_format_round_trip_keeps_config_labels_and_normalisation(scheme: str, tmp_path) -> None:
     model = TimeSformer(preset("tiny", scheme=scheme, num_classes=3, pos_embed="space")).eval()
     path = tmp_path / "demo.safetensors"
-    save_checkpoint(path, LoadedModel(model, (0.1, 0.2, 0.3), (0.4, 0.5, 0.6), ["a", "b", "c"], "ours"), trained_on="motion")
+    save_checkpoint(
+        path, LoadedModel(model, (0.1, 0.2, 0.3), (0.4, 0.5, 0.6), ["a", "b", "c"], "ours"), trained_on="motion"
+    )
     loaded = load_checkpoint(path)
     assert loaded.config == model.config and loaded.labels == ["a", "b", "c"]
-    assert loaded.mean == (0.1, 0.2, 0.3) and loaded.std == (0.4, 0.5, 0.6) and loaded.metadata["trained_on"] == "motion"
+    assert (
+        loaded.mean == (0.1, 0.2, 0.3) and loaded.std == (0.4, 0.5, 0.6) and loaded.metadata["trained_on"] == "motion"
+    )
     video = torch.randn(1, 3, 8, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(video), model(video))

@@ -20,7 +20,9 @@ def files(tmp_path_factory):
     video = write_mp4(clips.frames[0], folder / "clip.mp4")
     model = TimeSformer(preset("tiny", num_classes=3, image_size=32)).eval()
     checkpoint = folder / "tiny.safetensors"
-    save_checkpoint(checkpoint, LoadedModel(model, (0.45,) * 3, (0.225,) * 3, ["left", "right", "up"], "ours"), sampling_stride="1")
+    save_checkpoint(
+        checkpoint, LoadedModel(model, (0.45,) * 3, (0.225,) * 3, ["left", "right", "up"], "ours"), sampling_stride="1"
+    )
     (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100)
     return folder, video, checkpoint
 
@@ -67,8 +69,12 @@ def test_bad_inputs_give_one_line_errors(files, capsys) -> None:
 
 def test_module_entry_point_runs(files) -> None:
     _, video, checkpoint = files
-    done = subprocess.run([sys.executable, "-m", "timesformer", "predict", str(video), "--checkpoint", str(checkpoint)],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "timesformer", "predict", str(video), "--checkpoint", str(checkpoint)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0 and "clip.mp4" in done.stdout and "%" in done.stdout
 
 

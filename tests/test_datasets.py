@@ -51,7 +51,9 @@ def _attributes(frame: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray | f
     ring = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) & ~mask
     inside, around = frame[mask].astype(float), frame[ring].astype(float)
     return {
-        "x": ax, "y": ay, "log_area": np.log(mask.sum()),
+        "x": ax,
+        "y": ay,
+        "log_area": np.log(mask.sum()),
         "orientation": np.arctan2(skew, spread),  # doubled angle, grows when the object turns clockwise
         "anisotropy": np.hypot(spread, skew) / ((moments["mu20"] + moments["mu02"]) / moments["m00"]),
         "contrast": np.linalg.norm(inside - around.mean(0), axis=1).mean() / 255,
@@ -68,16 +70,29 @@ STEPPED = ("x", "y", "log_area", "orientation", "contrast")  # the attributes a 
 def _steps(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """[T-1, len(STEPPED)] frame-to-frame changes, angles wrapped."""
     seen = [_attributes(f, m) for f, m in zip(frames, masks)]
-    return np.array([[_wrap(b[k] - a[k]) if k in ("x", "y", "orientation") else b[k] - a[k] for k in STEPPED]
-                     for a, b in zip(seen, seen[1:])])
+    return np.array(
+        [
+            [_wrap(b[k] - a[k]) if k in ("x", "y", "orientation") else b[k] - a[k] for k in STEPPED]
+            for a, b in zip(seen, seen[1:])
+        ]
+    )
 
 
 def _single_frame(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
     a = _attributes(frame, mask)
     picture = cv2.resize(frame, (4, 4), interpolation=cv2.INTER_AREA).ravel() / 255
     histogram = np.histogramdd(frame.reshape(-1, 3), bins=3, range=[(0, 256)] * 3)[0].ravel() / mask.size
-    shape = [np.cos(a["x"]), np.sin(a["x"]), np.cos(a["y"]), np.sin(a["y"]), a["log_area"], a["anisotropy"],
-             a["anisotropy"] * np.cos(a["orientation"]), a["anisotropy"] * np.sin(a["orientation"]), a["contrast"]]
+    shape = [
+        np.cos(a["x"]),
+        np.sin(a["x"]),
+        np.cos(a["y"]),
+        np.sin(a["y"]),
+        a["log_area"],
+        a["anisotropy"],
+        a["anisotropy"] * np.cos(a["orientation"]),
+        a["anisotropy"] * np.sin(a["orientation"]),
+        a["contrast"],
+    ]
     return np.concatenate([shape, a["hu"], a["colours"], picture, histogram])
 
 
@@ -91,6 +106,7 @@ def _probe(features: np.ndarray, labels: np.ndarray, train: int) -> tuple[float,
 
 
 # --- determinism, balance, masks -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", list(ds.DATASETS))
 def test_same_seed_same_bytes_other_seed_differs(name: str) -> None:
@@ -110,8 +126,9 @@ def test_a_subset_of_classes_keeps_the_dataset_numbering() -> None:
 
 
 def test_datasets_differ_for_one_seed() -> None:
-    assert not np.array_equal(ds.generate("motion", 4, 0, size=32).frames,
-                              ds.generate("appearance", 4, 0, size=32).frames)
+    assert not np.array_equal(
+        ds.generate("motion", 4, 0, size=32).frames, ds.generate("appearance", 4, 0, size=32).frames
+    )
 
 
 @pytest.mark.parametrize("name", list(ds.DATASETS))
@@ -157,15 +174,26 @@ def test_the_motion_target_moves_more_than_the_distractors() -> None:
 
 # --- time reversal and shortcuts -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("pair", range(len(ds.MOTION_CLASSES) // 2))
 def test_twins_are_time_reversals(motion: ds.VideoSet, pair: int) -> None:
     forward, backward = 2 * pair, 2 * pair + 1
     assert ds.motion_twin(forward) == backward and ds.motion_twin(backward) == forward
-    attribute = STEPPED.index({"x": "x", "y": "y", "size": "log_area", "angle": "orientation",
-                               "alpha": "contrast"}[ds.MOTION_CLASSES[forward][1]])
-    steps = {label: np.concatenate([_steps(f, m)[:, attribute] for f, m, y in
-                                    zip(motion.frames[:200], motion.masks[:200], motion.labels[:200]) if y == label])
-             for label in (forward, backward)}
+    attribute = STEPPED.index(
+        {"x": "x", "y": "y", "size": "log_area", "angle": "orientation", "alpha": "contrast"}[
+            ds.MOTION_CLASSES[forward][1]
+        ]
+    )
+    steps = {
+        label: np.concatenate(
+            [
+                _steps(f, m)[:, attribute]
+                for f, m, y in zip(motion.frames[:200], motion.masks[:200], motion.labels[:200])
+                if y == label
+            ]
+        )
+        for label in (forward, backward)
+    }
     assert (steps[forward] > 0).mean() > 0.85 and (steps[backward] < 0).mean() > 0.85
     scale = np.median(np.abs(steps[forward]))
     assert abs(np.median(steps[forward]) + np.median(steps[backward])) < 0.25 * scale  # mirror images
@@ -181,8 +209,13 @@ def test_first_against_last_frame_misleads_where_the_attribute_wraps() -> None:
         nets = []
         for _ in range(2000):
             track = ds._motion_target(label, rng, t)[1]
-            value = {"x": track.x, "y": track.y, "size": np.log(track.radius), "angle": track.angle,
-                     "alpha": track.alpha}[attribute]
+            value = {
+                "x": track.x,
+                "y": track.y,
+                "size": np.log(track.radius),
+                "angle": track.angle,
+                "alpha": track.alpha,
+            }[attribute]
             steps = direction * np.diff(value)
             if attribute == "angle":  # a circle without a seam: the step is the short way round
                 steps = (steps + np.pi) % (2 * np.pi) - np.pi
@@ -199,8 +232,12 @@ def test_one_motion_frame_is_at_chance_two_frames_are_not(motion: ds.VideoSet) -
         single = np.array([_single_frame(f[t], m[t]) for f, m in zip(motion.frames, motion.masks)])
         accuracy, twin_accuracy = _probe(single, motion.labels, train)
         assert accuracy < 1 / classes + 0.07 and twin_accuracy < 0.5 + 0.1, (t, accuracy, twin_accuracy)
-    pairs = np.array([np.concatenate([_single_frame(f[0], m[0]), _steps(f[:2], m[:2])[0]])
-                      for f, m in zip(motion.frames, motion.masks)])
+    pairs = np.array(
+        [
+            np.concatenate([_single_frame(f[0], m[0]), _steps(f[:2], m[:2])[0]])
+            for f, m in zip(motion.frames, motion.masks)
+        ]
+    )
     accuracy, twin_accuracy = _probe(pairs, motion.labels, train)
     assert accuracy > 0.4 and twin_accuracy > 0.7, (accuracy, twin_accuracy)
 
@@ -212,6 +249,7 @@ def test_one_appearance_frame_is_enough(appearance: ds.VideoSet) -> None:
 
 
 # --- tensors, files, errors ------------------------------------------------------------------------------------
+
 
 def test_to_clip_tensor_layout_and_normalisation() -> None:
     frames, _ = ds.make_video("motion", 3, np.random.default_rng(0), num_frames=4, size=32)
@@ -238,22 +276,27 @@ def test_write_samples_names_every_class(tmp_path) -> None:
     assert {p.name for p in paths} == expected and all(p.stat().st_size > 0 for p in paths)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: ds.class_names("ssv2"), "unknown dataset"),
-    (lambda: ds.make_video("motion", 10, np.random.default_rng(0)), "label must be in"),
-    (lambda: ds.make_video("motion", 0, np.random.default_rng(0), num_frames=1), "at least 2"),
-    (lambda: ds.make_video("images", 0, np.random.default_rng(0), num_frames=8), "need 1 frame"),
-    (lambda: ds.make_video("appearance", 0, np.random.default_rng(0), size=16), "at least 32"),
-    (lambda: ds.generate("motion", 4, seed=-1), "non-negative"),
-    (lambda: ds.generate("motion", 4, seed=0, classes=["move_right", "jump"]), "some of motion's"),
-    (lambda: ds.generate("motion", 4, seed=0, classes=[]), "some of motion's"),
-    (lambda: ds.motion_twin(10), "motion label"),
-    (lambda: ds.concatenate(ds.generate("motion", 1, 0, size=32), ds.generate("images", 1, 0, size=32)),
-     "different datasets: motion, images"),
-    (lambda: ds.write_mp4(np.zeros((2, 33, 32, 3), np.uint8), "x.mp4"), "even"),
-    (lambda: ds.write_mp4(np.zeros((2, 32, 32), np.uint8), "x.mp4"), "expected uint8 frames"),
-    (lambda: ds.to_clip_tensor(np.zeros((2, 32, 32, 3), np.float32)), "expected uint8 frames"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: ds.class_names("ssv2"), "unknown dataset"),
+        (lambda: ds.make_video("motion", 10, np.random.default_rng(0)), "label must be in"),
+        (lambda: ds.make_video("motion", 0, np.random.default_rng(0), num_frames=1), "at least 2"),
+        (lambda: ds.make_video("images", 0, np.random.default_rng(0), num_frames=8), "need 1 frame"),
+        (lambda: ds.make_video("appearance", 0, np.random.default_rng(0), size=16), "at least 32"),
+        (lambda: ds.generate("motion", 4, seed=-1), "non-negative"),
+        (lambda: ds.generate("motion", 4, seed=0, classes=["move_right", "jump"]), "some of motion's"),
+        (lambda: ds.generate("motion", 4, seed=0, classes=[]), "some of motion's"),
+        (lambda: ds.motion_twin(10), "motion label"),
+        (
+            lambda: ds.concatenate(ds.generate("motion", 1, 0, size=32), ds.generate("images", 1, 0, size=32)),
+            "different datasets: motion, images",
+        ),
+        (lambda: ds.write_mp4(np.zeros((2, 33, 32, 3), np.uint8), "x.mp4"), "even"),
+        (lambda: ds.write_mp4(np.zeros((2, 32, 32), np.uint8), "x.mp4"), "expected uint8 frames"),
+        (lambda: ds.to_clip_tensor(np.zeros((2, 32, 32, 3), np.float32)), "expected uint8 frames"),
+    ],
+)
 def test_bad_input_is_a_clear_value_error(call, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()

@@ -68,8 +68,12 @@ def _measure(name: str, videos) -> dict[str, float]:
     loaded = load_checkpoint(DEMO_DIR / f"{name}.safetensors")
     assert (loaded.config.num_frames, loaded.config.image_size) == videos.frames.shape[1:3]
     with torch.no_grad():
-        logits = torch.cat([loaded.model(to_clip_tensor(videos.frames[i:i + 50], loaded.mean, loaded.std))
-                            for i in range(0, len(videos), 50)]).numpy()
+        logits = torch.cat(
+            [
+                loaded.model(to_clip_tensor(videos.frames[i : i + 50], loaded.mean, loaded.std))
+                for i in range(0, len(videos), 50)
+            ]
+        ).numpy()
     rows = np.arange(len(videos))
     correct = logits.argmax(1) == videos.labels
     result = {"accuracy": float(correct.mean())}
@@ -78,8 +82,9 @@ def _measure(name: str, videos) -> dict[str, float]:
         result["twin_accuracy"] = float((logits[rows, videos.labels] > logits[rows, twins]).mean())
         names = class_names("motion")
         pairs = [(label, motion_twin(label)) for label in range(len(names)) if label < motion_twin(label)]
-        result["pair_accuracy"] = {f"{names[a]}/{names[b]}": float(correct[np.isin(videos.labels, (a, b))].mean())
-                                   for a, b in pairs}
+        result["pair_accuracy"] = {
+            f"{names[a]}/{names[b]}": float(correct[np.isin(videos.labels, (a, b))].mean()) for a, b in pairs
+        }
     return result
 
 
@@ -91,7 +96,10 @@ def test_all_demo_models_are_shipped_small_and_documented() -> None:
         meta = load_checkpoint(path).metadata
         assert meta["dataset"] == demo_configs()[name].dataset
         assert meta["sampling_stride"] == "1"
-        assert meta["command"].startswith("python -m timesformer train") and f"--out {path.relative_to(ROOT)}" in meta["command"]
+        assert (
+            meta["command"].startswith("python -m timesformer train")
+            and f"--out {path.relative_to(ROOT)}" in meta["command"]
+        )
 
 
 @pytest.mark.parametrize("name", [n for n in DEMO_MODELS if not n.endswith("_images")])
@@ -133,7 +141,9 @@ def test_divided_rollout_puts_twice_its_share_of_relevance_on_the_moving_object(
     A uniform map scores 1x; the naive last-layer CLS attention is measured beside it (`bench/rollout_masks.py`
     prints both for every scheme)."""
     loaded = load_checkpoint(DEMO_DIR / "divided_space_time_motion.safetensors")
-    clips = generate("motion", FAITHFULNESS_CLIPS, FAITHFULNESS_SEED, loaded.config.num_frames, loaded.config.image_size)
+    clips = generate(
+        "motion", FAITHFULNESS_CLIPS, FAITHFULNESS_SEED, loaded.config.num_frames, loaded.config.image_size
+    )
     rollout = evaluate(loaded, clips, EXPLAINERS["rollout"])
     assert rollout.clips == FAITHFULNESS_CLIPS
     assert rollout.mass_ratio >= 2.0, rollout

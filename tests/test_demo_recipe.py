@@ -21,14 +21,23 @@ def test_every_motion_scheme_gets_the_same_stages_and_the_start_where_it_is_defi
         configs = {scheme: models[f"{scheme}_motion{stage}"].config for scheme in SCHEMES}
         reference = configs["divided_space_time"]
         for scheme, config in configs.items():
-            assert replace(config, scheme=reference.scheme, temporal_init=reference.temporal_init,
-                           init=config.init.replace(f"{scheme}_motion", "divided_space_time_motion")) == reference, scheme
+            assert (
+                replace(
+                    config,
+                    scheme=reference.scheme,
+                    temporal_init=reference.temporal_init,
+                    init=config.init.replace(f"{scheme}_motion", "divided_space_time_motion"),
+                )
+                == reference
+            ), scheme
     for scheme in SCHEMES:
         start = models[f"{scheme}_motion_stage1"].config
         assert start.temporal_init == ("paper" if SCHEMES[scheme].per_frame else "previous_frame")
         assert start.init == "timesformer/weights/space_only_images.safetensors" and start.augment == "video"
     appearance = [models[f"{s}_appearance"].config for s in ("divided_space_time", "space_only")]
-    assert replace(appearance[1], scheme=appearance[0].scheme, temporal_init=appearance[0].temporal_init) == appearance[0]
+    assert (
+        replace(appearance[1], scheme=appearance[0].scheme, temporal_init=appearance[0].temporal_init) == appearance[0]
+    )
 
 
 def test_only_final_models_are_shipped_and_each_command_rebuilds_it() -> None:
@@ -49,10 +58,15 @@ def test_the_driver_trains_each_model_after_its_start_and_earlier_stages_first(t
     models = {name: DemoModel(name, model.config, model.shipped, model.stage) for name, model in recipe().items()}
     monkeypatch.setattr(DemoModel, "path", property(lambda self: outputs[self.name]))
     monkeypatch.setattr(demo_models, "ROOT", tmp_path)
-    patched = {name: replace(m.config, init=str(outputs[Path(m.config.init).stem].relative_to(tmp_path))
-                             if m.config.init else "") for name, m in models.items()}
-    monkeypatch.setattr(demo_models, "recipe", lambda: {n: DemoModel(n, patched[n], m.shipped, m.stage)
-                                                        for n, m in models.items()})
+    patched = {
+        name: replace(
+            m.config, init=str(outputs[Path(m.config.init).stem].relative_to(tmp_path)) if m.config.init else ""
+        )
+        for name, m in models.items()
+    }
+    monkeypatch.setattr(
+        demo_models, "recipe", lambda: {n: DemoModel(n, patched[n], m.shipped, m.stage) for n, m in models.items()}
+    )
     order: list[str] = []
 
     def stand_in(command: str) -> None:

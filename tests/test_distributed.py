@@ -61,7 +61,9 @@ def assert_same_history(state: dict, reference: training.TrainResult) -> None:
 
 def test_two_processes_train_the_model_one_process_trains(tmp_path: Path, one_process: training.TrainResult) -> None:
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in CONFIG.to_dict().items() if v != getattr(TrainConfig(), k)]
-    done = torchrun("-m", "timesformer", "train", *flags, "--out", "two.safetensors", "--state", "two.state", cwd=tmp_path)
+    done = torchrun(
+        "-m", "timesformer", "train", *flags, "--out", "two.safetensors", "--state", "two.state", cwd=tmp_path
+    )
     assert (done.stdout + done.stderr).count("epoch 2/2  loss") == 1  # only rank 0 logs
     two = load_checkpoint(tmp_path / "two.safetensors")
     assert max_weight_difference(two.model, one_process.model) < WEIGHT_TOLERANCE

@@ -101,7 +101,9 @@ def test_cache_misses_when_weights_change_and_heals_damaged_files(clips, tmp_pat
         other.head.bias.add_(1.0)  # a weight that does not change the features still changes the key
         other.norm.weight.mul_(2.0)
     assert model_fingerprint(other) != model_fingerprint(model)
-    np.testing.assert_allclose(cached_features(other, clips.frames, cache_dir=tmp_path), 2 * first, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        cached_features(other, clips.frames, cache_dir=tmp_path), 2 * first, rtol=1e-5, atol=1e-5
+    )
 
     for path in tmp_path.glob("*.npz"):
         path.write_bytes(b"not an npz")
@@ -210,9 +212,11 @@ def test_batch_output_is_a_labelled_collection(labelled_output, model_file):
     assert set(collection.videos["prediction"]) <= set(MODEL_LABELS)
     assert (collection.analysed, collection.errors, collection.pending) == (7, 1, 0)
     assert collection.colour_column == "label"
-    assert collection.describe() == (f"7 videos embedded · 1 error row skipped · 64-dim CLS features · model "
-                                     f"model.safetensors (sha256 {checkpoint_digest(model_file)[:12]}) · "
-                                     "coloured by true label")
+    assert collection.describe() == (
+        f"7 videos embedded · 1 error row skipped · 64-dim CLS features · model "
+        f"model.safetensors (sha256 {checkpoint_digest(model_file)[:12]}) · "
+        "coloured by true label"
+    )
 
     embedded = embed_collection(collection, perplexity=5)
     assert embedded.points.shape == (7, 2) and embedded.classes == ["a", "b"]
@@ -233,7 +237,9 @@ def test_large_collections_are_subsampled_with_a_seed(labelled_output):
     assert small.describe().startswith("4 of 7 videos embedded (a random subsample, seed 0: t-SNE is capped at 4 ")
 
 
-def test_unlabelled_collection_is_coloured_by_prediction_and_unfinished_shards_are_counted(tmp_path, model_file, write_batch_output):
+def test_unlabelled_collection_is_coloured_by_prediction_and_unfinished_shards_are_counted(
+    tmp_path, model_file, write_batch_output
+):
     out = write_batch_output(tmp_path, model_file, 7, stop_after=1)  # one shard of 4 written, 3 videos to go
     collection = load_collection(out)
     assert collection.videos["label"].isna().all() and collection.colour_column == "prediction"
@@ -253,15 +259,18 @@ def damaged_manifest(folder: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing", "does not exist"),
-    ("file", "is a file"),
-    ("plain folder", "not a batch output folder (no manifest.json)"),
-    ("damaged manifest", "manifest.json is damaged"),
-    ("no features", "written without features (--what predictions)"),
-    ("one video", "has 1 (1 could not be read, 0 not finished yet)"),
-    ("no video", "t-SNE needs at least 3 analysed videos"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "does not exist"),
+        ("file", "is a file"),
+        ("plain folder", "not a batch output folder (no manifest.json)"),
+        ("damaged manifest", "manifest.json is damaged"),
+        ("no features", "written without features (--what predictions)"),
+        ("one video", "has 1 (1 could not be read, 0 not finished yet)"),
+        ("no video", "t-SNE needs at least 3 analysed videos"),
+    ],
+)
 def test_unusable_folders_are_named(tmp_path, model_file, case, message, write_batch_output):
     folder = {
         "missing": lambda: tmp_path / "nowhere",

@@ -137,8 +137,12 @@ def test_mp4_decodes_back_with_every_frame():
 
 
 def legend(frames: int = 5) -> Legend:
-    return Legend(("holiday.mp4", "T+S · divided space-time", "rollout · predicted grow (96.9%)"),
-                  tuple(f"t={t} · frame #{4 * t}" for t in range(frames)), "inferno", "relevance to CLS")
+    return Legend(
+        ("holiday.mp4", "T+S · divided space-time", "rollout · predicted grow (96.9%)"),
+        tuple(f"t={t} · frame #{4 * t}" for t in range(frames)),
+        "inferno",
+        "relevance to CLS",
+    )
 
 
 def has_colour_bar(image: np.ndarray) -> bool:
@@ -176,9 +180,14 @@ def test_every_gif_and_mp4_frame_carries_the_legend():
 def test_tables_export_as_csv_and_json():
     rows = [{"class": "grow", "probability": 0.5}, {"class": "shrink, fast", "probability": 0.25}]
     assert list(csv.DictReader(io.StringIO(table_csv(rows).decode()))) == [
-        {"class": "grow", "probability": "0.5"}, {"class": "shrink, fast", "probability": "0.25"}]
+        {"class": "grow", "probability": "0.5"},
+        {"class": "shrink, fast", "probability": "0.25"},
+    ]
     assert json.loads(table_json({"x": np.float32(0.5), "n": np.int64(3), "rows": rows})) == {
-        "x": 0.5, "n": 3, "rows": rows}
+        "x": 0.5,
+        "n": 3,
+        "rows": rows,
+    }
 
 
 def test_export_names_say_what_they_hold():

@@ -84,8 +84,10 @@ def test_hover_values_follow_the_patch_order():
 def test_annotations_stay_inside_the_axes():
     """plotly drops annotations placed outside the axis range: labels must be inside it."""
     images = np.zeros((2, 3, 16, 16, 3), np.uint8)
-    for figure in (grid_figure(images, ["a", "b"], ["x", "y", "z"]),
-                   frame_figure(frames(3, 16), titles=["t=0", "t=1", "t=2"])):
+    for figure in (
+        grid_figure(images, ["a", "b"], ["x", "y", "z"]),
+        frame_figure(frames(3, 16), titles=["t=0", "t=1", "t=2"]),
+    ):
         x_low, x_high = figure.layout.xaxis.range
         y_high, y_low = figure.layout.yaxis.range
         assert len(figure.layout.annotations) in (3, 5)
@@ -161,8 +163,9 @@ def test_tsne_traces_per_class_and_the_user_star():
 
 
 def test_cost_curves_mark_points_over_budget():
-    figure = cost_figure([1, 2, 3], {"joint": [1.0, 10.0, 100.0], "divided": [1.0, 2.0, 4.0]}, "x", "y",
-                         limit=(5.0, "budget"))
+    figure = cost_figure(
+        [1, 2, 3], {"joint": [1.0, 10.0, 100.0], "divided": [1.0, 2.0, 4.0]}, "x", "y", limit=(5.0, "budget")
+    )
     over = [trace for trace in figure.data if trace.name.endswith("over budget")]
     assert len(over) == 1 and list(over[0].x) == [2, 3]
 
@@ -212,9 +215,16 @@ def test_a_dataset_and_its_stand_in_share_a_colour_in_every_chart():
     def colours(figure):
         return {trace.name: trace.marker.color for trace in figure.data}
 
-    one = colours(comparison_figure(["a"], {"K400 (paper)": [1], "SSv2 (paper)": [2]},
-                                    {"appearance (ours)": [3], "motion (ours)": [4]}, ("x", "y")))
-    other = colours(comparison_figure(["a"], {"K400 (paper)": [1]}, {"motion (ours)": [4], "appearance (ours)": [3]},
-                                      ("x", "y")))
+    one = colours(
+        comparison_figure(
+            ["a"],
+            {"K400 (paper)": [1], "SSv2 (paper)": [2]},
+            {"appearance (ours)": [3], "motion (ours)": [4]},
+            ("x", "y"),
+        )
+    )
+    other = colours(
+        comparison_figure(["a"], {"K400 (paper)": [1]}, {"motion (ours)": [4], "appearance (ours)": [3]}, ("x", "y"))
+    )
     assert one["K400 (paper)"] == one["appearance (ours)"] == other["appearance (ours)"]
     assert one["SSv2 (paper)"] == one["motion (ours)"] == other["motion (ours)"] != one["K400 (paper)"]

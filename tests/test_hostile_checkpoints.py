@@ -59,9 +59,19 @@ def ours(path: Path, fields: dict | None = None, **metadata: str | None) -> Path
 def hf_folder(path: Path, **changes) -> Path:
     """A folder whose config.json is a Hugging Face TimeSformer config with fields changed."""
     path.mkdir()
-    config = {"model_type": "timesformer", "attention_type": "divided_space_time", "num_frames": 8, "image_size": 32,
-              "patch_size": 8, "num_channels": 3, "hidden_size": 64, "num_hidden_layers": 4, "num_attention_heads": 4,
-              "intermediate_size": 256, "id2label": {"0": "a", "1": "b", "2": "c"}}
+    config = {
+        "model_type": "timesformer",
+        "attention_type": "divided_space_time",
+        "num_frames": 8,
+        "image_size": 32,
+        "patch_size": 8,
+        "num_channels": 3,
+        "hidden_size": 64,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "intermediate_size": 256,
+        "id2label": {"0": "a", "1": "b", "2": "c"},
+    }
     (path / "config.json").write_text(json.dumps(config | changes))
     return path
 
@@ -109,8 +119,10 @@ def folder_of_notes(path: Path) -> Path:
 
 
 BOMB_STATE = {
-    "model.patch_embed.proj.weight": expanded(768, 3, 16, 16), "model.pos_embed": expanded(1, 197, 768),
-    "model.time_embed": expanded(1, 8, 768), "model.head.weight": expanded(400, 768),
+    "model.patch_embed.proj.weight": expanded(768, 3, 16, 16),
+    "model.pos_embed": expanded(1, 197, 768),
+    "model.time_embed": expanded(1, 8, 768),
+    "model.head.weight": expanded(400, 768),
     "model.blocks.0.mlp.fc1.weight": expanded(3072, 768),
     "model.blocks.0.temporal_attn.qkv.weight": expanded(10**6, 768),
     "model.blocks.3999.x": expanded(1),
@@ -124,13 +136,19 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     # 1. memory bombs: a few KB that claim a 160 GB model, and shapes that do not fit
     "bomb.pth": (lambda p: torch_save(p, BOMB_STATE), BOMB),
     "bomb.safetensors": (lambda p: ours(p, BASE_4000), BOMB),
-    "misfit.pth": (lambda p: torch_save(p, official() | {"model.norm.weight": expanded(10**6, 768)}),
-                   r"wrong shape: norm\.weight \(1000000, 768\) != \(64,\)"),
-    "inflated.pth": (lambda p: torch_save(p, {k: expanded(*v.shape) for k, v in official().items()}),
-                     r"refused: 'cls_token' has 64 numbers but stores 4 bytes \(an expanded view\)"),
+    "misfit.pth": (
+        lambda p: torch_save(p, official() | {"model.norm.weight": expanded(10**6, 768)}),
+        r"wrong shape: norm\.weight \(1000000, 768\) != \(64,\)",
+    ),
+    "inflated.pth": (
+        lambda p: torch_save(p, {k: expanded(*v.shape) for k, v in official().items()}),
+        r"refused: 'cls_token' has 64 numbers but stores 4 bytes \(an expanded view\)",
+    ),
     "huge_size.safetensors": (lambda p: ours(p, {"num_frames": 10**30}), r"describes no TimeSformer that can be built"),
-    "deep.pth": (lambda p: torch_save(p, official() | {"model.blocks.499.norm1.weight": torch.ones(64)}),
-                 r"refused: 500 blocks are more than any TimeSformer has"),
+    "deep.pth": (
+        lambda p: torch_save(p, official() | {"model.blocks.499.norm1.weight": torch.ones(64)}),
+        r"refused: 500 blocks are more than any TimeSformer has",
+    ),
     # 2. pickles that would run code
     "code.pth": (lambda p: torch_save(p, {"weights": RunsCode(p.with_suffix(".ran"))}), CODE),
     "code_legacy.pth": (lambda p: torch_save(p, {"weights": RunsCode(p.with_suffix(".ran"))}, legacy=True), CODE),
@@ -138,31 +156,45 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "junk.safetensors": (lambda p: write(p, b"\x00\x01 not a tensor file " * 50), NOT_A_CHECKPOINT),
     "plain.pkl": (lambda p: write(p, pickle.dumps({"weights": [1.0, 2.0]})), NOT_A_CHECKPOINT),
     # 4. configs and metadata that say the wrong thing
-    "hf_list": (lambda p: write(folder_of_notes(p) / "config.json", "[1, 2]").parent,
-                r"config\.json is not a TimeSformer config: expected a JSON object, not a list"),
-    "hf_types": (lambda p: hf_folder(p, num_frames="eight"),
-                 r"num_frames must be a positive whole number, not 'eight'"),
+    "hf_list": (
+        lambda p: write(folder_of_notes(p) / "config.json", "[1, 2]").parent,
+        r"config\.json is not a TimeSformer config: expected a JSON object, not a list",
+    ),
+    "hf_types": (
+        lambda p: hf_folder(p, num_frames="eight"),
+        r"num_frames must be a positive whole number, not 'eight'",
+    ),
     "hf_labels": (lambda p: hf_folder(p, id2label={"first": "a"}), r"id2label must map the numbers 0 to N-1"),
     "hf_nested": (lambda p: write(folder_of_notes(p) / "config.json", "[" * 100_000).parent, r"is not valid JSON"),
     "config_not_json.safetensors": (lambda p: ours(p, config="{depth: 4"), r"bad metadata: config is not valid JSON"),
     "unknown_field.safetensors": (lambda p: ours(p, {"colour": "red"}), r"config: unknown field 'colour'"),
     "depth_text.safetensors": (lambda p: ours(p, {"depth": "4"}), r"depth must be a positive whole number, not '4'"),
     "no_normalization.safetensors": (lambda p: ours(p, normalization=None), r"bad metadata: no normalization"),
-    "two_value_mean.safetensors": (lambda p: ours(p, normalization="[[0.4, 0.4], [0.2, 0.2, 0.2]]"),
-                                   r"normalization must be \[mean, std\], three numbers each"),
+    "two_value_mean.safetensors": (
+        lambda p: ours(p, normalization="[[0.4, 0.4], [0.2, 0.2, 0.2]]"),
+        r"normalization must be \[mean, std\], three numbers each",
+    ),
     "stride_zero.safetensors": (lambda p: ours(p, sampling_stride="0"), STRIDE + "'0'"),
     "stride_text.safetensors": (lambda p: ours(p, sampling_stride="abc"), STRIDE + "'abc'"),
     "sampling.safetensors": (lambda p: ours(p, sampling="random"), r"sampling must be one of center, uniform, not"),
     "few_labels.safetensors": (lambda p: ours(p, labels='["a", "b"]'), r"2 labels for 3 classes"),
-    "pos_1d.pth": (lambda p: torch_save(p, official() | {"model.pos_embed": torch.zeros(17)}),
-                   r"pos_embed has shape \(17,\); a TimeSformer's has 3 non-empty dimensions"),
+    "pos_1d.pth": (
+        lambda p: torch_save(p, official() | {"model.pos_embed": torch.zeros(17)}),
+        r"pos_embed has shape \(17,\); a TimeSformer's has 3 non-empty dimensions",
+    ),
     "empty_state.pth": (lambda p: torch_save(p, {}), r"holds an empty state dict"),
-    "not_a_tensor.pth": (lambda p: torch_save(p, official() | {"model.note": 3}),
-                         r"'model\.note' is not a tensor \(type int\)"),
-    "sparse.pth": (lambda p: torch_save(p, official() | {"model.norm.weight": torch.ones(64).to_sparse()}),
-                   r"'model\.norm\.weight' is a torch\.sparse_coo .* weights are dense floating-point CPU tensors"),
-    "no_blocks.pth": (lambda p: torch_save(p, {k: v for k, v in official().items() if ".blocks." not in k}),
-                      r"has no blocks\.N\.\* tensors"),
+    "not_a_tensor.pth": (
+        lambda p: torch_save(p, official() | {"model.note": 3}),
+        r"'model\.note' is not a tensor \(type int\)",
+    ),
+    "sparse.pth": (
+        lambda p: torch_save(p, official() | {"model.norm.weight": torch.ones(64).to_sparse()}),
+        r"'model\.norm\.weight' is a torch\.sparse_coo .* weights are dense floating-point CPU tensors",
+    ),
+    "no_blocks.pth": (
+        lambda p: torch_save(p, {k: v for k, v in official().items() if ".blocks." not in k}),
+        r"has no blocks\.N\.\* tensors",
+    ),
     # 5. paths that are no file to read
     "folder": (folder_of_notes, r"is a folder without config\.json, so not a Hugging Face model"),
     "fifo.pth": (fifo, r"is a FIFO \(named pipe\), not a checkpoint"),
@@ -223,8 +255,9 @@ def run_cli(*argv: str) -> tuple[int, str, int]:
     One still running after five minutes is killed, so a read that blocks fails the test instead of hanging it."""
     env = os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     with tempfile.TemporaryFile() as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "timesformer", *argv], cwd=ROOT, env=env,
-                                   stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "timesformer", *argv], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr
+        )
         guard = threading.Timer(300, process.kill)
         guard.start()
         _, status, usage = os.wait4(process.pid, 0)  # wait4, unlike Popen.wait, gives this child's peak memory
@@ -234,13 +267,24 @@ def run_cli(*argv: str) -> tuple[int, str, int]:
         return process.returncode, stderr.read().decode(), usage.ru_maxrss * 1024
 
 
-CLI_FAST = {"bomb.pth", "bomb.safetensors", "misfit.pth", "code.pth", "code_legacy.pth", "junk.safetensors",
-            "hf_types", "stride_text.safetensors", "pos_1d.pth", "fifo.pth"}
+CLI_FAST = {
+    "bomb.pth",
+    "bomb.safetensors",
+    "misfit.pth",
+    "code.pth",
+    "code_legacy.pth",
+    "junk.safetensors",
+    "hf_types",
+    "stride_text.safetensors",
+    "pos_1d.pth",
+    "fifo.pth",
+}
 """One case per kind of refusal (a fresh process costs a second or two); the other cases run as `slow`."""
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=() if name in CLI_FAST else pytest.mark.slow)
-                                  for name in CASES])
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=() if name in CLI_FAST else pytest.mark.slow) for name in CASES]
+)
 def test_cli_answers_a_hostile_file_with_one_error_line(name: str, hostile: Path, cli_baseline_rss: int) -> None:
     code, stderr, peak = run_cli("info", str(hostile / name))
     assert code == 2 and "Traceback" not in stderr, f"exit code {code}, stderr: {stderr}"
@@ -266,8 +310,10 @@ def test_format_is_told_from_the_content_not_the_name(tmp_path) -> None:
 def test_compressed_tensors_beyond_the_budget_are_refused_before_reading(tmp_path, monkeypatch) -> None:
     """A zip may deflate gigabytes of zeros into a small file; its stated sizes are checked before torch reads it."""
     torch.save({"model_state": official_state_dict(tiny())}, tmp_path / "plain.pyth")
-    with zipfile.ZipFile(tmp_path / "plain.pyth") as plain, \
-            zipfile.ZipFile(tmp_path / "deflated.pyth", "w", compression=zipfile.ZIP_DEFLATED) as deflated:
+    with (
+        zipfile.ZipFile(tmp_path / "plain.pyth") as plain,
+        zipfile.ZipFile(tmp_path / "deflated.pyth", "w", compression=zipfile.ZIP_DEFLATED) as deflated,
+    ):
         for info in plain.infolist():
             deflated.writestr(info.filename, plain.read(info))
     assert load_checkpoint(tmp_path / "deflated.pyth").source_format == "official"  # torch reads deflated zips

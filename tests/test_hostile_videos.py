@@ -129,8 +129,9 @@ def rotated(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     """An arrow pointing up in a 64x96 (portrait) video, stored turned as phones store it, with each rotation."""
     root, upright = tmp_path_factory.mktemp("rotated"), arrow_frames(6)
     return {
-        rotation: write_av(root / f"arrow{rotation}.mp4", np.rot90(upright, -rotation // 90, axes=(1, 2)).copy(),
-                           rotation=rotation)
+        rotation: write_av(
+            root / f"arrow{rotation}.mp4", np.rot90(upright, -rotation // 90, axes=(1, 2)).copy(), rotation=rotation
+        )
         for rotation in (0, 90, 180, 270)
     }
 
@@ -220,8 +221,11 @@ def test_with_no_time_to_wait_a_busy_budget_refuses(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv(decode_budget.ENV, "10")
     monkeypatch.setattr(decode_budget, "WAIT_S", 0.0)
     with decode_budget.reserved(6 * MB, "first", VideoTooLarge):
-        with pytest.raises(VideoTooLarge, match="^clip.mp4 needs about 6.0 MB, but the videos being decoded now "
-                                                "hold 6.0 MB of the 10.0 MB decode budget: try again in a minute$"):
+        with pytest.raises(
+            VideoTooLarge,
+            match="^clip.mp4 needs about 6.0 MB, but the videos being decoded now "
+            "hold 6.0 MB of the 10.0 MB decode budget: try again in a minute$",
+        ):
             with decode_budget.reserved(6 * MB, "clip.mp4", VideoTooLarge):
                 pass
     assert decode_budget.held_bytes() == 0

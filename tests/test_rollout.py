@@ -33,7 +33,9 @@ def dense_operator(fused: torch.Tensor, stage, grid: Grid, residual: float) -> t
 
 
 @pytest.mark.parametrize("scheme", [s for s in SCHEMES if s != "space_only"])
-@pytest.mark.parametrize("settings", [RolloutSettings(), RolloutSettings(head_fusion="max", discard_ratio=0.3, residual=0.3, start_layer=1)])
+@pytest.mark.parametrize(
+    "settings", [RolloutSettings(), RolloutSettings(head_fusion="max", discard_ratio=0.3, residual=0.3, start_layer=1)]
+)
 def test_structured_rollout_equals_dense_matrix_product(scheme: str, settings: RolloutSettings) -> None:
     model = TimeSformer(preset("tiny", scheme=scheme)).eval()
     video = torch.randn(1, 3, 4, 32, 48)

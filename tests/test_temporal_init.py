@@ -16,8 +16,12 @@ from timesformer.temporal_init import (
 from timesformer.train import build_model
 from timesformer.train_config import TrainConfig, TrainError
 
-STARTED = {"divided_space_time": ("time", "temporal_"), "axial": ("time", "temporal_"),
-           "joint_space_time": ("space_time", ""), "sparse_local_global": ("local", "local_")}
+STARTED = {
+    "divided_space_time": ("time", "temporal_"),
+    "axial": ("time", "temporal_"),
+    "joint_space_time": ("space_time", ""),
+    "sparse_local_global": ("local", "local_"),
+}
 """Which stage each scheme starts, and its modules' prefix: the first whose groups hold consecutive frames."""
 
 
@@ -48,15 +52,20 @@ def test_head_zero_starts_on_the_same_patch_in_the_previous_frame(scheme: str) -
     config = model.config
     blocks, dim, head = range(config.depth), config.embed_dim, config.embed_dim // config.num_heads
     qkv = [f"blocks.{i}.{stage.prefix}attn.qkv" for i in blocks]
-    expected = {"time_embed"} | {f"{name}.weight" for name in qkv} | ({"pos_embed"} if scheme in (
-        "joint_space_time", "sparse_local_global") else set())
+    expected = (
+        {"time_embed"}
+        | {f"{name}.weight" for name in qkv}
+        | ({"pos_embed"} if scheme in ("joint_space_time", "sparse_local_global") else set())
+    )
     if scheme == "sparse_local_global":  # head 0 of the added local stage is let through from the start
         expected |= {f"blocks.{i}.local_{name}.weight" for i in blocks for name in ("fc", "attn.proj")}
         for i in blocks:
             block = model.blocks[i]
             assert torch.equal(block.local_fc.weight, torch.eye(dim)) and not block.local_fc.bias.any()
             assert not block.local_attn.proj.weight[:, head:].any()
-            assert torch.equal(block.local_attn.proj.weight[:, :head], before[f"blocks.{i}.local_attn.proj.weight"][:, :head])
+            assert torch.equal(
+                block.local_attn.proj.weight[:, :head], before[f"blocks.{i}.local_attn.proj.weight"][:, :head]
+            )
     assert expected <= changed <= expected | {f"{name}.bias" for name in qkv}  # biases zeroed: zero here already
     for name in qkv:  # the values and the other heads' queries and keys keep their weights
         weight = model.state_dict()[f"{name}.weight"]
@@ -82,8 +91,15 @@ def test_the_paper_start_is_blind_to_frame_order_and_the_previous_frame_start_is
         assert (model(clip) - model(clip.flip(2))).abs().max() > 1e-3
 
 
-@pytest.mark.parametrize("overrides", [dict(scheme="space_only"), dict(pos_embed="space"), dict(num_frames=32),
-                                       dict(scheme="joint_space_time", num_frames=10)])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(scheme="space_only"),
+        dict(pos_embed="space"),
+        dict(num_frames=32),
+        dict(scheme="joint_space_time", num_frames=10),
+    ],
+)
 def test_models_without_room_for_it_are_refused(overrides: dict) -> None:
     model = TimeSformer(preset("tiny", **overrides))  # tiny: 16 channels per head, 4 x 4 patches
     with pytest.raises(TemporalInitError):

@@ -17,7 +17,9 @@ from timesformer.train import build_model, learning_rate_factor, train
 from timesformer.train_config import TrainConfig, TrainError
 from timesformer.train_data import make_splits
 
-TINY = dict(preset="tiny", train_size=12, val_size=6, batch_size=4, epochs=2, threads=1)  # 1: no OpenMP spinning on a busy CPU
+TINY = dict(
+    preset="tiny", train_size=12, val_size=6, batch_size=4, epochs=2, threads=1
+)  # 1: no OpenMP spinning on a busy CPU
 TINY_FLAGS = shlex.split(TrainConfig(**TINY).command())[4:]
 
 
@@ -82,8 +84,12 @@ def test_a_state_from_before_a_new_setting_resumes_with_its_default(tiny_data, t
     torch.save(saved, state)
     assert len(train(config, data=tiny_data, state=state, progress=False).history) == 1  # resumed, nothing to do
     with pytest.raises(TrainError, match="temporal_init"):
-        train(TrainConfig(**{**TINY, "epochs": 1, "temporal_init": "previous_frame"}), data=tiny_data, state=state,
-              progress=False)
+        train(
+            TrainConfig(**{**TINY, "epochs": 1, "temporal_init": "previous_frame"}),
+            data=tiny_data,
+            state=state,
+            progress=False,
+        )
 
 
 def test_training_learns_more_than_chance() -> None:
@@ -105,15 +111,18 @@ def test_schedules_warm_up_then_decay() -> None:
     assert per_epoch == pytest.approx([1.0] * 11 + [0.1] * 3 + [0.01])
 
 
-@pytest.mark.parametrize("settings, message", [
-    ({"dataset": "kinetics"}, "dataset must be one of"),
-    ({"epochs": 0}, "positive"),
-    ({"preset": "tiny", "patch_size": 5}, "not a multiple of patch_size 5"),
-    ({"patch_size": -8}, "patch_size must be positive"),
-    ({"focus": "spin", "focus_size": 4}, "focus needs classes of motion"),
-    ({"focus": "grow"}, "positive focus_size"),
-    ({"focus_size": 4}, "got focus='', focus_size=4"),
-])
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"dataset": "kinetics"}, "dataset must be one of"),
+        ({"epochs": 0}, "positive"),
+        ({"preset": "tiny", "patch_size": 5}, "not a multiple of patch_size 5"),
+        ({"patch_size": -8}, "patch_size must be positive"),
+        ({"focus": "spin", "focus_size": 4}, "focus needs classes of motion"),
+        ({"focus": "grow"}, "positive focus_size"),
+        ({"focus_size": 4}, "got focus='', focus_size=4"),
+    ],
+)
 def test_bad_settings_are_typed_errors(settings: dict, message: str) -> None:
     with pytest.raises(TrainError, match=message):
         TrainConfig(**settings)
@@ -134,8 +143,28 @@ def test_patch_size_overrides_the_preset_and_reaches_the_command_and_the_model()
 
 def test_cli_trains_saves_metadata_and_its_command_reproduces_the_config(tmp_path, capsys) -> None:
     out = tmp_path / "model.safetensors"
-    argv = ["train", "--preset", "tiny", "--dataset", "appearance", "--scheme", "joint_space_time", "--train-size", "8",
-            "--val-size", "4", "--batch-size", "4", "--epochs", "1", "--threads", "1", "--out", str(out), "--json"]
+    argv = [
+        "train",
+        "--preset",
+        "tiny",
+        "--dataset",
+        "appearance",
+        "--scheme",
+        "joint_space_time",
+        "--train-size",
+        "8",
+        "--val-size",
+        "4",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "1",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--json",
+    ]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     loaded = load_checkpoint(out)
@@ -152,12 +181,15 @@ def test_cli_trains_saves_metadata_and_its_command_reproduces_the_config(tmp_pat
 
 
 def test_cli_bad_init_path_is_a_clear_error(tmp_path, capsys) -> None:
-    code = main(["train", "--preset", "tiny", "--init", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "m")])
+    code = main(
+        ["train", "--preset", "tiny", "--init", str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "m")]
+    )
     assert code == 2
     assert "no checkpoint at" in capsys.readouterr().err
 
 
 # --- second stages: focus clips, continuing a trained model ---
+
 
 def test_focus_classes_get_extra_clips_from_their_own_stream(tiny_data) -> None:
     config = TrainConfig(**TINY, focus="rotate_cw, rotate_ccw", focus_size=4)
@@ -195,6 +227,7 @@ def test_a_second_stage_refuses_a_restart_or_other_labels(tmp_path) -> None:
 
 
 # --- inflation ---
+
 
 def _image_model() -> TimeSformer:
     model = TimeSformer(preset("tiny", scheme="space_only", num_frames=1, num_classes=12))

@@ -108,10 +108,18 @@ def test_opencv_failures_are_not_silent(
 
     class SilentCapture:  # opens, grabs, then returns no image: what OpenCV does on some broken streams
         def __init__(self, path: str) -> None: ...
-        def set(self, prop: int, value: float) -> bool: return True
-        def isOpened(self) -> bool: return True
-        def grab(self) -> bool: return True
-        def read(self) -> tuple[bool, None]: return True, None
+        def set(self, prop: int, value: float) -> bool:
+            return True
+
+        def isOpened(self) -> bool:
+            return True
+
+        def grab(self) -> bool:
+            return True
+
+        def read(self) -> tuple[bool, None]:
+            return True, None
+
         def release(self) -> None: ...
 
     monkeypatch.setattr(decoding.cv2, "VideoCapture", SilentCapture)
@@ -350,7 +358,7 @@ def test_untrusted_corrupt_files_give_typed_errors(tmp_path: Path, videos: dict[
 
 def _fake_python(tmp_path: Path, body: str) -> Path:
     script = tmp_path / "python"
-    script.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'calls'}\n{body}\n")
+    script.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "calls"}\n{body}\n')
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return script
 

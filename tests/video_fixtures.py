@@ -57,8 +57,12 @@ def arrow_frames(n: int, height: int = 96, width: int = 64) -> np.ndarray:
 def pointing(frame: np.ndarray) -> str:
     """Which way the arrow of `arrow_frames` points in a decoded frame: the edge band holding most of its head."""
     height, width = frame.shape[:2]
-    bands = {"up": frame[: height // 4], "down": frame[-height // 4 :], "left": frame[:, : width // 4],
-             "right": frame[:, -width // 4 :]}
+    bands = {
+        "up": frame[: height // 4],
+        "down": frame[-height // 4 :],
+        "left": frame[:, : width // 4],
+        "right": frame[:, -width // 4 :],
+    }
     return max(bands, key=lambda side: bands[side].mean())
 
 
@@ -68,8 +72,9 @@ def solid_frames(n: int, rgb: tuple[int, int, int], height: int = 64, width: int
     return frames
 
 
-def write_av(path: Path, frames: np.ndarray, fps: int = 25, codec: str = "libx264", faststart: bool = False,
-             rotation: int = 0) -> Path:
+def write_av(
+    path: Path, frames: np.ndarray, fps: int = 25, codec: str = "libx264", faststart: bool = False, rotation: int = 0
+) -> Path:
     """Encode RGB frames with PyAV (yuv420p, a keyframe every 25 frames so seeking matters).
 
     `rotation`: degrees counterclockwise a player turns the stored frames, written as the display matrix that

@@ -70,8 +70,7 @@ def _print(result: dict, as_json: bool) -> None:
             print(f"{key:>32}: {value:,}" if isinstance(value, int) else f"{key:>32}: {value}")
 
 
-USER_ERRORS = (CheckpointError, VideoError, MemoryBudgetError, DemoMissing, TrainError, InflationError,
-               PrecisionError)
+USER_ERRORS = (CheckpointError, VideoError, MemoryBudgetError, DemoMissing, TrainError, InflationError, PrecisionError)
 """What a person can cause and fix: one line on stderr and exit code 2, never a traceback."""
 
 
@@ -86,14 +85,17 @@ def positive_int(text: str) -> int:
     return value
 
 
-def build_parser(prog: str = "python -m timesformer", description: str | None = __doc__
-                 ) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+def build_parser(
+    prog: str = "python -m timesformer", description: str | None = __doc__
+) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     """The parser of predict, info and train, and its subcommands (the analysis CLI adds `batch`)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("predict", help="top-k labels of a video")
     run.add_argument("video")
-    run.add_argument("--checkpoint", help="official .pyth, Hugging Face folder, MMAction2 .pth or ours; default: demo model")
+    run.add_argument(
+        "--checkpoint", help="official .pyth, Hugging Face folder, MMAction2 .pth or ours; default: demo model"
+    )
     run.add_argument("--scheme", default="divided_space_time", choices=list(SCHEMES), help="demo model to use")
     run.add_argument("--crops", type=int, default=1, choices=[1, 3], help="spatial crops averaged (paper: 3)")
     run.add_argument("--top-k", type=positive_int, default=5)

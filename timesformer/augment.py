@@ -54,8 +54,9 @@ class VideoPath:
     """Training resize, as a multiple of the crop size: the paper's [256, 320] for 224 crops."""
     train: bool = True
 
-    def __call__(self, dataset: str, label: int, scene: np.random.Generator, rng: np.random.Generator,
-                 num_frames: int, crop: int) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, dataset: str, label: int, scene: np.random.Generator, rng: np.random.Generator, num_frames: int, crop: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One clip [num_frames, crop, crop, 3] and its mask: the scene from `scene`, everything else from `rng`."""
         size = max(32, 2 * round(crop * float(rng.choice(self.scales)) / 2))
         length = int(rng.integers(self.lengths[0], self.lengths[1] + 1)) if num_frames > 1 else 1
@@ -65,7 +66,10 @@ class VideoPath:
         short = round(crop * rng.uniform(*self.short_side)) if self.train else default_short_side(crop)
         frames = resize_short_side(frames, short)
         mask = resize_short_side(mask.view(np.uint8), short, cv2.INTER_NEAREST).view(bool)
-        top, left = ((int(rng.integers(0, side - crop + 1)) for side in frames.shape[1:3]) if self.train
-                     else ((side - crop) // 2 for side in frames.shape[1:3]))
+        top, left = (
+            (int(rng.integers(0, side - crop + 1)) for side in frames.shape[1:3])
+            if self.train
+            else ((side - crop) // 2 for side in frames.shape[1:3])
+        )
         window = (slice(None), slice(top, top + crop), slice(left, left + crop))
         return frames[window], mask[window]

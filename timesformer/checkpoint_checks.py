@@ -38,13 +38,20 @@ LEGACY_MAGICS = tuple(
     pickle.dumps(torch.serialization.MAGIC_NUMBER, protocol=p) for p in range(2, pickle.HIGHEST_PROTOCOL + 1)
 )
 """How a legacy (non-zip) `torch.save` file starts: its magic number, pickled."""
-SPECIAL_FILES = {stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISSOCK: "a socket", stat.S_ISCHR: "a character device",
-                 stat.S_ISBLK: "a block device"}
+SPECIAL_FILES = {
+    stat.S_ISFIFO: "a FIFO (named pipe)",
+    stat.S_ISSOCK: "a socket",
+    stat.S_ISCHR: "a character device",
+    stat.S_ISBLK: "a block device",
+}
 CONFIG_TYPES = {
     name: str if get_origin(hint) is Literal else hint for name, hint in get_type_hints(TimeSformerConfig).items()
 }
 KIND_WORDS = {
-    int: "a positive whole number", float: "a finite number of at least 0", str: "a string", dict: "a JSON object"
+    int: "a positive whole number",
+    float: "a finite number of at least 0",
+    str: "a string",
+    dict: "a JSON object",
 }
 
 
@@ -53,6 +60,7 @@ class CheckpointError(ValueError):
 
 
 # --- the file ---
+
 
 def file_type(path: Path) -> Literal["folder", "file"]:
     """A folder or a regular file; anything else (missing, unreadable, a FIFO, socket or device) is refused here,
@@ -163,6 +171,7 @@ def check_tensors(state: dict, name: str) -> dict[str, Tensor]:
 
 # --- memory ---
 
+
 def require_memory(needed: int, name: str, what: str, detail: str = "") -> None:
     """Refuse what would take more than MEMORY_BUDGET of the memory this process can still get."""
     available = available_memory_bytes()
@@ -209,6 +218,7 @@ def check_stored(state: dict[str, Tensor], name: str) -> None:
 
 
 # --- what the file says ---
+
 
 def read_json(path: Path) -> object:
     """A config file, read without trusting its size or its nesting."""

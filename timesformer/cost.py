@@ -245,9 +245,7 @@ def check_memory(
         f"{config.scheme} {run} on {grid.t} frames of {grid.h * config.patch_size}x{grid.w * config.patch_size} "
         f"px, batch {batch}{' with attention capture' if capture else ''}, needs an estimated "
         f"{needed / GIB:.1f} GiB, but only {available / GIB:.1f} GiB is available "
-        f"(budget {MEMORY_BUDGET:.0%}: {MEMORY_BUDGET * available / GIB:.1f} GiB). Try "
-        + ", ".join(remedies)
-        + "."
+        f"(budget {MEMORY_BUDGET:.0%}: {MEMORY_BUDGET * available / GIB:.1f} GiB). Try " + ", ".join(remedies) + "."
     )
 
 

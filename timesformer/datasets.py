@@ -42,15 +42,25 @@ IMAGE_LOOKS: dict[str, Look] = {**APPEARANCE_LOOKS, "ell": Look("ell"), "wedge":
 MOTION_SHAPES = ("arrow", "ell", "wedge")  # no rotational symmetry: a turn's direction is never ambiguous, as a
 # square's is (turned 80 degrees it looks turned -10)
 MOTION_CLASSES: tuple[tuple[str, str, int], ...] = (  # (name, attribute that drifts, direction); y points down
-    ("move_right", "x", 1), ("move_left", "x", -1),
-    ("move_down", "y", 1), ("move_up", "y", -1),
-    ("grow", "size", 1), ("shrink", "size", -1),
-    ("rotate_cw", "angle", 1), ("rotate_ccw", "angle", -1),
-    ("fade_in", "alpha", 1), ("fade_out", "alpha", -1),
+    ("move_right", "x", 1),
+    ("move_left", "x", -1),
+    ("move_down", "y", 1),
+    ("move_up", "y", -1),
+    ("grow", "size", 1),
+    ("shrink", "size", -1),
+    ("rotate_cw", "angle", 1),
+    ("rotate_ccw", "angle", -1),
+    ("fade_in", "alpha", 1),
+    ("fade_out", "alpha", -1),
 )
 # Each motion attribute's circle (low, high) and how far along it the drifting one goes per clip (fractions).
-_CIRCLES = {"x": (0.0, 1.0), "y": (0.0, 1.0), "size": (np.log(0.12), np.log(0.3)), "angle": (0.0, 2 * np.pi),
-            "alpha": (0.5, 1.0)}
+_CIRCLES = {
+    "x": (0.0, 1.0),
+    "y": (0.0, 1.0),
+    "size": (np.log(0.12), np.log(0.3)),
+    "angle": (0.0, 2 * np.pi),
+    "alpha": (0.5, 1.0),
+}
 _DRIFT = {"x": (0.25, 0.5), "y": (0.25, 0.5), "size": (0.3, 0.5), "angle": (0.2, 0.4), "alpha": (0.4, 0.6)}
 _TARGET_RADIUS = (0.12, 0.28)  # appearance/images targets, fraction of the frame
 _DISTRACTOR_RADIUS = (0.06, 0.12)
@@ -72,12 +82,14 @@ def _motion_target(label: int, rng: np.random.Generator, t: np.ndarray) -> tuple
     return look, Track(value["x"], value["y"], np.exp(value["size"]), value["angle"], value["alpha"])
 
 
-def _drift_track(rng: np.random.Generator, t: np.ndarray, radius_range: tuple[float, float],
-                 drift: float = 1.0) -> Track:
+def _drift_track(
+    rng: np.random.Generator, t: np.ndarray, radius_range: tuple[float, float], drift: float = 1.0
+) -> Track:
     """Random start and end pose, interpolated: a random direction and speed, telling nothing, inside the frame.
 
     Each attribute ends at most `drift` of its range from where it starts: position along each axis (the frame),
     size (the radius range, in log) and angle (a quarter turn either way). `drift=1` leaves them free."""
+
     def lerp(ends: np.ndarray) -> np.ndarray:
         return ends[0] + (ends[1] - ends[0]) * t
 
@@ -110,8 +122,9 @@ class DatasetSpec:
 
 DATASETS: dict[str, DatasetSpec] = {
     "motion": DatasetSpec(tuple(c[0] for c in MOTION_CLASSES), 8, 2, None, _motion_target),
-    "appearance": DatasetSpec(tuple(APPEARANCE_LOOKS), 8, 1, None,
-                              partial(_look_target, tuple(APPEARANCE_LOOKS.values()))),
+    "appearance": DatasetSpec(
+        tuple(APPEARANCE_LOOKS), 8, 1, None, partial(_look_target, tuple(APPEARANCE_LOOKS.values()))
+    ),
     "images": DatasetSpec(tuple(IMAGE_LOOKS), 1, 1, 1, partial(_look_target, tuple(IMAGE_LOOKS.values()))),
 }
 
@@ -133,8 +146,14 @@ def motion_twin(label: int) -> int:
     return label ^ 1
 
 
-def make_video(dataset: str, label: int, rng: np.random.Generator, num_frames: int | None = None,
-               size: int = 64, times: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def make_video(
+    dataset: str,
+    label: int,
+    rng: np.random.Generator,
+    num_frames: int | None = None,
+    size: int = 64,
+    times: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """One clip of class `label`: frames uint8 [T, H, W, 3] RGB and the target's mask bool [T, H, W].
 
     `num_frames` defaults to the dataset's (8, or 1 for images), evenly spread over the clip's motion; `times`
@@ -181,8 +200,11 @@ def concatenate(*sets: VideoSet) -> VideoSet:
     """One set holding the clips of `sets` in order (of one dataset)."""
     if len({videos.dataset for videos in sets}) != 1:
         raise ValueError(f"cannot concatenate clips of different datasets: {', '.join(v.dataset for v in sets)}")
-    return VideoSet(sets[0].dataset, *(np.concatenate([getattr(v, name) for v in sets]) for name in
-                                       ("frames", "masks", "labels")), sets[0].class_names)
+    return VideoSet(
+        sets[0].dataset,
+        *(np.concatenate([getattr(v, name) for v in sets]) for name in ("frames", "masks", "labels")),
+        sets[0].class_names,
+    )
 
 
 Renderer = Callable[[str, int, np.random.Generator, np.random.Generator, int, int], tuple[np.ndarray, np.ndarray]]
@@ -208,12 +230,20 @@ def cached(key: str, build: Callable[[], VideoSet], folder: str | Path | None) -
             (place / "meta.json").write_text(json.dumps({"dataset": videos.dataset, "class_names": videos.class_names}))
     meta = json.loads((place / "meta.json").read_text())
     arrays = {name: np.load(place / f"{name}.npy", mmap_mode="r") for name in ("frames", "masks", "labels")}
-    return VideoSet(meta["dataset"], arrays["frames"], arrays["masks"], np.asarray(arrays["labels"]),
-                    meta["class_names"])
+    return VideoSet(
+        meta["dataset"], arrays["frames"], arrays["masks"], np.asarray(arrays["labels"]), meta["class_names"]
+    )
 
 
-def generate(dataset: str, n: int, seed: int, num_frames: int | None = None, size: int = 64,
-             classes: Sequence[str] | None = None, render: Renderer | None = None) -> VideoSet:
+def generate(
+    dataset: str,
+    n: int,
+    seed: int,
+    num_frames: int | None = None,
+    size: int = 64,
+    classes: Sequence[str] | None = None,
+    render: Renderer | None = None,
+) -> VideoSet:
     """`n` clips, labels cycling through the classes (balanced), or through `classes` alone (names; labels keep
     the dataset's numbering). Clip i depends only on (dataset, seed, i, its label), so the same seed gives
     identical bytes and a larger `n` extends a smaller one. `render` draws each clip instead of `make_video`; the
@@ -234,13 +264,15 @@ def generate(dataset: str, n: int, seed: int, num_frames: int | None = None, siz
         if render is None:
             frames[i], masks[i] = make_video(dataset, int(label), rng, num_frames, size)
         else:
-            frames[i], masks[i] = render(dataset, int(label), rng, np.random.default_rng([stream, seed, i, 1]),
-                                         num_frames, size)
+            frames[i], masks[i] = render(
+                dataset, int(label), rng, np.random.default_rng([stream, seed, i, 1]), num_frames, size
+            )
     return VideoSet(dataset, frames, masks, labels, list(spec.classes))
 
 
-def to_clip_tensor(frames: np.ndarray, mean: Sequence[float] = (0.45,) * 3,
-                   std: Sequence[float] = (0.225,) * 3) -> torch.Tensor:
+def to_clip_tensor(
+    frames: np.ndarray, mean: Sequence[float] = (0.45,) * 3, std: Sequence[float] = (0.225,) * 3
+) -> torch.Tensor:
     """uint8 [..., T, H, W, 3] RGB -> normalised float32 [..., 3, T, H, W], the model's input layout."""
     if frames.dtype != np.uint8 or frames.ndim < 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected uint8 frames [..., T, H, W, 3], got {frames.dtype} {frames.shape}")
@@ -278,8 +310,9 @@ def write_mp4(frames: np.ndarray, target: str | Path | BinaryIO, fps: int = 8, c
     return target
 
 
-def write_samples(folder: str | Path, per_class: int = 1, seed: int = 0, num_frames: int = 16, size: int = 224,
-                  fps: int = 8) -> list[Path]:
+def write_samples(
+    folder: str | Path, per_class: int = 1, seed: int = 0, num_frames: int = 16, size: int = 224, fps: int = 8
+) -> list[Path]:
     """Sample clips `<dataset>_<class>_<k>.mp4` of the video datasets, for the app to offer."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -71,8 +71,10 @@ def reserved(nbytes: int, what: str, error: type[Exception]) -> Iterator[None]:
             if nbytes > budget:
                 why = f"more than the decode budget of {budget / MB:,.1f} MB: use fewer frames or downscale it"
             else:
-                why = (f"but the videos being decoded now hold {_held / MB:,.1f} MB of the {budget / MB:,.1f} MB "
-                       "decode budget: try again in a minute")
+                why = (
+                    f"but the videos being decoded now hold {_held / MB:,.1f} MB of the {budget / MB:,.1f} MB "
+                    "decode budget: try again in a minute"
+                )
             raise error(f"{what} needs about {nbytes / MB:,.1f} MB, {why}")
         _held += nbytes
     try:

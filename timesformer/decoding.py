@@ -49,7 +49,6 @@ _SEEK_GAP = 64  # frames: further ahead than this, seek to the previous keyframe
 _DECODER_FRAMES = 12  # reference frames and frames in flight a decoder holds: 360-510 MB measured on 8K H.264
 
 
-
 class VideoError(ValueError):
     """A video we cannot use; the message says what is wrong and what to do."""
 
@@ -114,11 +113,16 @@ def read_header(path: str | Path) -> VideoInfo:
         if stream.codec_context is None:
             raise UndecodableVideo(f"{path.name} uses a video codec FFmpeg cannot decode: {_REENCODE}")
         width, height = stream.codec_context.width, stream.codec_context.height
-        excess = [f"its longer side, {max(width, height)} px, is above the limit of {MAX_SIDE} px per side"
-                  ] if max(width, height) > MAX_SIDE else []
+        excess = (
+            [f"its longer side, {max(width, height)} px, is above the limit of {MAX_SIDE} px per side"]
+            if max(width, height) > MAX_SIDE
+            else []
+        )
         if width * height > MAX_PIXELS:
-            excess.append(f"its {width * height / 1e6:.1f} megapixels per frame are above the limit of "
-                          f"{MAX_PIXELS / 1e6:g} megapixels")
+            excess.append(
+                f"its {width * height / 1e6:.1f} megapixels per frame are above the limit of "
+                f"{MAX_PIXELS / 1e6:g} megapixels"
+            )
         if excess:
             raise VideoTooLarge(f"{path.name} is {width}x{height} px: {' and '.join(excess)}: {_DOWNSCALE}")
         fps = float(stream.average_rate or stream.guessed_rate or 0)
@@ -195,8 +199,9 @@ def probe(path: str | Path, backends: Sequence[str] = BACKENDS) -> VideoInfo:
     return replace(info, backend=backend)
 
 
-def decode(info: VideoInfo, indices: Sequence[int], backends: Sequence[str] = BACKENDS,
-           size: tuple[int, int] | None = None) -> tuple[str, np.ndarray]:
+def decode(
+    info: VideoInfo, indices: Sequence[int], backends: Sequence[str] = BACKENDS, size: tuple[int, int] | None = None
+) -> tuple[str, np.ndarray]:
     """Frames `indices` as [len, H, W, 3] uint8 RGB, upright, from the first backend that succeeds, and its name.
 
     `size` (width, height) scales the frames while they are decoded; by default they keep the video's size. No

@@ -54,8 +54,9 @@ SHAPES: dict[str, tuple[Polygon, ...]] = {
     "ring": _shape((_circle(), True), (_circle(0.55), False)),
     "cross": _shape((_plus(0.33), True)),
     "crescent": _shape((_circle(), True), (_circle(0.8, (0.4, 0.0)), False)),
-    "arrow": _shape((np.array([[-1, -0.2], [0.15, -0.2], [0.15, -0.55], [1, 0], [0.15, 0.55], [0.15, 0.2],
-                               [-1, 0.2]]), True)),
+    "arrow": _shape(
+        (np.array([[-1, -0.2], [0.15, -0.2], [0.15, -0.55], [1, 0], [0.15, 0.55], [0.15, 0.2], [-1, 0.2]]), True)
+    ),
     "ell": _shape((np.array([[-0.6, -1], [-0.1, -1], [-0.1, 0.5], [0.6, 0.5], [0.6, 1], [-0.6, 1]]), True)),
     "wedge": _shape((np.vstack([[0.0, 0.0], _arc(np.deg2rad(35), np.deg2rad(325))]), True)),  # a pac-man
     "bar": _shape((np.array([[-1, -0.2], [1, -0.2], [1, 0.2], [-1, 0.2]]), True)),
@@ -121,8 +122,12 @@ def _coverage(shape: str, centre: np.ndarray, radius: float, angle: float, size:
     canvas = np.zeros((size, size), np.uint8)
     c, s = np.cos(angle), np.sin(angle)
     rotate = np.array([[c, s], [-s, c]])  # row vectors: v @ rotate == R v, R turning x towards y (clockwise)
-    shifts = [(dx, dy) for dx in (-size, 0, size) for dy in (-size, 0, size)
-              if -radius - 1 < centre[0] + dx < size + radius and -radius - 1 < centre[1] + dy < size + radius]
+    shifts = [
+        (dx, dy)
+        for dx in (-size, 0, size)
+        for dy in (-size, 0, size)
+        if -radius - 1 < centre[0] + dx < size + radius and -radius - 1 < centre[1] + dy < size + radius
+    ]
     for vertices, drawn in SHAPES[shape]:
         points = vertices @ rotate * radius + centre
         for shift in shifts:
@@ -131,8 +136,16 @@ def _coverage(shape: str, centre: np.ndarray, radius: float, angle: float, size:
     return canvas
 
 
-def _fill(pattern: str, colours: tuple[np.ndarray, np.ndarray], xx: np.ndarray, yy: np.ndarray,
-          centre: np.ndarray, radius: float, angle: float, size: int) -> np.ndarray:
+def _fill(
+    pattern: str,
+    colours: tuple[np.ndarray, np.ndarray],
+    xx: np.ndarray,
+    yy: np.ndarray,
+    centre: np.ndarray,
+    radius: float,
+    angle: float,
+    size: int,
+) -> np.ndarray:
     """Object colour at pixels (xx, yy): solid [3], or stripes/checker [h, w, 3] that move and turn with it."""
     if pattern == "solid":
         return colours[0]

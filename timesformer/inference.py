@@ -47,8 +47,15 @@ def read_clip(path: str | Path, loaded: LoadedModel, crops: int = 1, untrusted: 
     """The clip this model expects from a video file: its frame count, sampling, size and normalisation."""
     config = loaded.config
     return load_clip(
-        path, num_frames=config.num_frames, stride=sampling_stride(loaded), crop_size=config.image_size,
-        crops=crops, mean=loaded.mean, std=loaded.std, mode=sampling_mode(loaded), untrusted=untrusted,
+        path,
+        num_frames=config.num_frames,
+        stride=sampling_stride(loaded),
+        crop_size=config.image_size,
+        crops=crops,
+        mean=loaded.mean,
+        std=loaded.std,
+        mode=sampling_mode(loaded),
+        untrusted=untrusted,
     )
 
 

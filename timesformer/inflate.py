@@ -26,8 +26,11 @@ def inflate(image_model: TimeSformer, config: TimeSformerConfig) -> TimeSformer:
     image = image_model.config
     if image.scheme != "space_only":
         raise InflationError(f"the image model must be space-only (a ViT), not {image.scheme}")
-    differing = [f"{name} {getattr(image, name)} != {getattr(config, name)}"
-                 for name in ARCHITECTURE_FIELDS if getattr(image, name) != getattr(config, name)]
+    differing = [
+        f"{name} {getattr(image, name)} != {getattr(config, name)}"
+        for name in ARCHITECTURE_FIELDS
+        if getattr(image, name) != getattr(config, name)
+    ]
     if differing:
         raise InflationError(f"the image model's architecture differs from the video model's: {'; '.join(differing)}")
     if config.pos_embed != "none" and image.pos_embed == "none":
@@ -42,7 +45,9 @@ def inflate(image_model: TimeSformer, config: TimeSformerConfig) -> TimeSformer:
     return video
 
 
-def _initial(name: str, fresh: Tensor, source: dict[str, Tensor], added: list[str], config: TimeSformerConfig) -> Tensor:
+def _initial(
+    name: str, fresh: Tensor, source: dict[str, Tensor], added: list[str], config: TimeSformerConfig
+) -> Tensor:
     """The starting value of one video-model tensor."""
     if name.startswith("head."):
         return fresh

@@ -8,9 +8,10 @@ through blocks of the chosen attention scheme. The final CLS token, layer-normed
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -139,9 +140,7 @@ class TimeSformer(nn.Module):
         has_time = config.pos_embed == "space_time" and not self.block_type.per_frame
         self.time_embed = nn.Parameter(torch.zeros(1, config.num_frames, dim)) if has_time else None
         rates = [config.drop_path * i / max(1, config.depth - 1) for i in range(config.depth)]
-        self.blocks = nn.ModuleList(
-            self.block_type(dim, config.num_heads, config.mlp_ratio, rate) for rate in rates
-        )
+        self.blocks = nn.ModuleList(self.block_type(dim, config.num_heads, config.mlp_ratio, rate) for rate in rates)
         self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.head_drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(dim, config.num_classes)

@@ -16,8 +16,9 @@ stage the video model adds brings `<prefix>norm1`, `<prefix>attn` and a linear `
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import torch
 from einops import rearrange, reduce, repeat

@@ -51,7 +51,8 @@ def previous_frame_stage(model: TimeSformer) -> Stage:
         missing = "no attention across frames" if stage is None else "no time embedding"
         raise TemporalInitError(
             f"the previous-frame start needs attention across frames and a space-time position embedding; "
-            f"{config.scheme} with pos_embed={config.pos_embed} has {missing}")
+            f"{config.scheme} with pos_embed={config.pos_embed} has {missing}"
+        )
     head_dim = config.embed_dim // config.num_heads
     slots = config.num_frames + (config.grid.h + config.grid.w if _groups_positions(stage) else 0)
     if slots > head_dim:
@@ -95,4 +96,3 @@ def start_from_previous_frame(model: TimeSformer) -> TimeSformer:
             getattr(block, f"{stage.prefix}fc").bias.zero_()
             getattr(block, f"{stage.prefix}attn").proj.weight[:, head:] = 0.0
     return model
-

@@ -13,6 +13,7 @@ is, `train_data.py` what it sees).
   process up to float rounding; only rank 0 logs and writes, and the state holds the unwrapped model, so a
   run resumes with any number of processes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -118,8 +119,10 @@ def _continued(start: LoadedModel, config: TrainConfig) -> TimeSformer:
     if start.labels != classes:
         raise TrainError(f"{config.init} predicts {', '.join(start.labels)}, not the classes of {config.dataset}")
     if config.temporal_init != "paper":
-        raise TrainError(f"{config.init} is trained already: its temporal attention needs no {config.temporal_init} "
-                         "start (that is for inflating an image model)")
+        raise TrainError(
+            f"{config.init} is trained already: its temporal attention needs no {config.temporal_init} "
+            "start (that is for inflating an image model)"
+        )
     model = TimeSformer(config.model_config())
     model.load_state_dict(start.model.state_dict())
     return model
@@ -152,8 +155,10 @@ def _check_state(state: dict, config: TrainConfig, path: Path) -> None:
     saved = {f.name: f.default for f in fields(TrainConfig)} | state["config"]
     if saved != config.to_dict():
         changed = [k for k, v in config.to_dict().items() if saved.get(k) != v]
-        raise TrainError(f"{path} was written by a run with a different config ({', '.join(changed)}); "
-                         "use another --state path or the same settings")
+        raise TrainError(
+            f"{path} was written by a run with a different config ({', '.join(changed)}); "
+            "use another --state path or the same settings"
+        )
 
 
 def _process_group() -> tuple[int, int]:
@@ -191,10 +196,13 @@ def train(
     steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
     smallest_batch = min(config.batch_size, len(data.train) - (steps_per_epoch - 1) * config.batch_size)
     if smallest_batch < world:
-        raise TrainError(f"a batch of {smallest_batch} clips cannot give each of {world} processes one: "
-                         "use a larger batch_size, or a train_size that leaves a larger last batch")
+        raise TrainError(
+            f"a batch of {smallest_batch} clips cannot give each of {world} processes one: "
+            "use a larger batch_size, or a train_size that leaves a larger last batch"
+        )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: learning_rate_factor(config, step, steps_per_epoch))
+        optimizer, lambda step: learning_rate_factor(config, step, steps_per_epoch)
+    )
     history: list[EpochLog] = []
     path = Path(state) if state else None
     if path is not None and path.exists():
@@ -213,8 +221,12 @@ def train(
         start = time.perf_counter()
         order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(config.seed * 100_003 + epoch))
         loss_sum, correct = 0.0, 0
-        batches = tqdm(order.split(config.batch_size), desc=f"epoch {epoch + 1}/{config.epochs}",
-                       disable=not progress or rank > 0, leave=False)
+        batches = tqdm(
+            order.split(config.batch_size),
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            disable=not progress or rank > 0,
+            leave=False,
+        )
         for index in batches:
             share = index.tensor_split(world)[rank]  # this process's slice of the global batch
             video, labels = clips(data.train, share)
@@ -234,12 +246,26 @@ def train(
             dist.all_reduce(totals)
             loss_sum, correct = totals.tolist()
         seconds = time.perf_counter() - start
-        entry = EpochLog(epoch + 1, loss_sum / len(data.train), correct / len(data.train),
-                         accuracy(model, data.val), optimizer.param_groups[0]["lr"], seconds)
+        entry = EpochLog(
+            epoch + 1,
+            loss_sum / len(data.train),
+            correct / len(data.train),
+            accuracy(model, data.val),
+            optimizer.param_groups[0]["lr"],
+            seconds,
+        )
         history.append(entry)
         if rank == 0:
-            log.info("epoch %d/%d  loss %.4f  train acc %.3f  val acc %.3f  lr %.2e  %.1f s", entry.epoch,
-                     config.epochs, entry.loss, entry.train_accuracy, entry.val_accuracy, entry.lr, entry.seconds)
+            log.info(
+                "epoch %d/%d  loss %.4f  train acc %.3f  val acc %.3f  lr %.2e  %.1f s",
+                entry.epoch,
+                config.epochs,
+                entry.loss,
+                entry.train_accuracy,
+                entry.val_accuracy,
+                entry.lr,
+                entry.seconds,
+            )
         if path is not None and rank == 0:
             _save_state(path, config, model, optimizer, scheduler, history)
         if on_epoch is not None:
@@ -247,8 +273,14 @@ def train(
     return TrainResult(model.eval(), history, list(data.train.class_names))
 
 
-def _save_state(path: Path, config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
-                scheduler: torch.optim.lr_scheduler.LRScheduler, history: list[EpochLog]) -> None:
+def _save_state(
+    path: Path,
+    config: TrainConfig,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    history: list[EpochLog],
+) -> None:
     """Write atomically (a crash mid-write leaves the previous epoch's state intact)."""
     state = {
         "config": config.to_dict(),
@@ -271,7 +303,8 @@ def save_trained(result: TrainResult, config: TrainConfig, out: str | Path, comm
     loaded = LoadedModel(result.model, *OFFICIAL_NORMALIZATION, result.labels, "ours")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
-        out, loaded,
+        out,
+        loaded,
         dataset=config.dataset,
         seed=str(config.seed),
         data_seed=str(config.data_seed),
@@ -298,5 +331,10 @@ def run(args: argparse.Namespace) -> dict:
         save_trained(result, config, args.out, config.command(out=args.out, state=args.state))
     if dist.is_initialized():
         dist.destroy_process_group()
-    return {"out": args.out, "epochs": config.epochs, "val_accuracy": round(result.val_accuracy, 4),
-            "train_seconds": round(result.seconds, 1), "parameters": sum(p.numel() for p in result.model.parameters())}
+    return {
+        "out": args.out,
+        "epochs": config.epochs,
+        "val_accuracy": round(result.val_accuracy, 4),
+        "train_seconds": round(result.seconds, 1),
+        "parameters": sum(p.numel() for p in result.model.parameters()),
+    }

@@ -33,8 +33,9 @@ class Splits:
     val: VideoSet
 
 
-_GENERATOR = hashlib.sha256(b"".join(Path(module.__file__).read_bytes() for module in (datasets, drawing, augment, video))
-                            ).hexdigest()
+_GENERATOR = hashlib.sha256(
+    b"".join(Path(module.__file__).read_bytes() for module in (datasets, drawing, augment, video))
+).hexdigest()
 """The code that draws clips: cached clips drawn by other code are not reused."""
 
 
@@ -50,10 +51,14 @@ def make_splits(config: TrainConfig) -> Splits:
     train_path, val_path = (VideoPath(), VideoPath(train=False)) if config.augment == "video" else (None, None)
 
     def clips(n: int, seed: int, names: Sequence[str] | None, render: VideoPath | None) -> VideoSet:
-        key = json.dumps([config.dataset, n, seed, frames, size, names and list(names), render and asdict(render),
-                          _GENERATOR])
-        return cached(hashlib.sha256(key.encode()).hexdigest()[:20],
-                      lambda: generate(config.dataset, n, seed, frames, size, names, render), folder)
+        key = json.dumps(
+            [config.dataset, n, seed, frames, size, names and list(names), render and asdict(render), _GENERATOR]
+        )
+        return cached(
+            hashlib.sha256(key.encode()).hexdigest()[:20],
+            lambda: generate(config.dataset, n, seed, frames, size, names, render),
+            folder,
+        )
 
     classes = config.class_subset
     train = clips(config.train_size, config.data_seed, classes, train_path)

@@ -34,8 +34,9 @@ class Clip:
 SAMPLING_MODES = ("center", "uniform")
 
 
-def sample_indices(num_frames: int, clip_frames: int, stride: int, mode: str = "center",
-                   rng: np.random.Generator | None = None) -> list[int]:
+def sample_indices(
+    num_frames: int, clip_frames: int, stride: int, mode: str = "center", rng: np.random.Generator | None = None
+) -> list[int]:
     """Frame numbers of the test clip.
 
     "center" (paper, K400): `clip_frames` frames `stride` apart, the clip centred in the video. The clip spans
@@ -123,7 +124,9 @@ def frames_to_clip(
         raise ValueError(f"short_side {short_side} is smaller than crop_size {crop_size}")
     resized = resize_short_side(frames, short_side)
     offsets = crop_offsets(*resized.shape[1:3], crop_size, crops)
-    views = np.stack([resized[:, t : t + crop_size, l : l + crop_size] for t, l in offsets])  # [crops, T, S, S, 3]
+    views = np.stack(
+        [resized[:, top : top + crop_size, left : left + crop_size] for top, left in offsets]
+    )  # [crops, T, S, S, 3]
     mean_t, std_t = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
     tensor = ((torch.from_numpy(views).float() / 255 - mean_t) / std_t).permute(0, 4, 1, 2, 3).contiguous()
     centre = views[len(offsets) // 2]  # the middle one of 1 or 3 crops
@@ -159,5 +162,3 @@ def load_clip(
         backend, frames = decode(info, indices, backends, size)
         clip = frames_to_clip(frames, crop_size, crops, mean, std, short_side)
     return replace(clip, indices=indices, info=replace(info, backend=backend))
-
-

@@ -49,8 +49,13 @@ def inspection(model_key: str, clip_key: str, _model: Model, _clip: Clip) -> Ins
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def relevance(
-    model_key: str, clip_key: str, method: str, settings: RolloutSettings, target: int | None,
-    _model: Model, _clip: Clip,
+    model_key: str,
+    clip_key: str,
+    method: str,
+    settings: RolloutSettings,
+    target: int | None,
+    _model: Model,
+    _clip: Clip,
 ) -> tuple[np.ndarray, float]:
     """(maps [T, rows, cols], CLS share) of the centre crop by `method` (see METHODS)."""
     model, video = _model.loaded.model, centre(_clip)
@@ -70,8 +75,9 @@ def relevance(
 def head_maps(model_key: str, clip_key: str, _model: Model, _clip: Clip) -> np.ndarray:
     """[layers, heads, T, rows, cols]: CLS attention of every block and head (see analysis.cls_attention)."""
     model = _model.loaded.model
-    return cls_attention(inspection(model_key, clip_key, _model, _clip), model.config.scheme,
-                         model.grid_of(centre(_clip)))
+    return cls_attention(
+        inspection(model_key, clip_key, _model, _clip), model.config.scheme, model.grid_of(centre(_clip))
+    )
 
 
 def query_weights(model: Model, clip_key: str, clip: Clip, query: Query) -> list[dict[str, StageWeights]]:
@@ -92,8 +98,17 @@ class StageSummary(NamedTuple):
 
 
 @st.cache_data(max_entries=512, show_spinner=False)
-def column_view(model_key: str, clip_key: str, view: str, query: tuple[int, int, int], block: int, fusion: str | int,
-                size: int, _model: Model, _clip: Clip) -> tuple[np.ndarray, np.ndarray, list[StageSummary]]:
+def column_view(
+    model_key: str,
+    clip_key: str,
+    view: str,
+    query: tuple[int, int, int],
+    block: int,
+    fusion: str | int,
+    size: int,
+    _model: Model,
+    _clip: Clip,
+) -> tuple[np.ndarray, np.ndarray, list[StageSummary]]:
     """Compare schemes, one column: its frames (about `size` px) with the query's attention (or the rollout, the
     query outlined) drawn over them, the values shown on hover, and each stage of the query's block in words."""
     weights = query_weights(_model, clip_key, _clip, Query(*query))[block]

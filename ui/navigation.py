@@ -34,11 +34,13 @@ PAGES = (
     PageSpec("pages/home.py", "Home", ":material/home:", "the paper's question, every scheme drawn from its code"),
     PageSpec("pages/video.py", "Video", ":material/movie:", "the frames a model reads and its prediction"),
     PageSpec("pages/compare.py", "Compare schemes", ":material/view_column:", "click a patch, see each scheme attend"),
-    PageSpec("pages/rollout.py", "Attention rollout", ":material/local_fire_department:",
-             "what the whole model looks at"),
+    PageSpec(
+        "pages/rollout.py", "Attention rollout", ":material/local_fire_department:", "what the whole model looks at"
+    ),
     PageSpec("pages/embeddings.py", "Embeddings", ":material/scatter_plot:", "t-SNE of clip features, measured"),
-    PageSpec("pages/ablations.py", "Ablations", ":material/table_chart:",
-             "Tables 1-4 and Figs. 3-4, ours beside the paper"),
+    PageSpec(
+        "pages/ablations.py", "Ablations", ":material/table_chart:", "Tables 1-4 and Figs. 3-4, ours beside the paper"
+    ),
 )
 """In the order of the navigation; the first is the default page, served at the root URL."""
 

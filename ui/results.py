@@ -30,6 +30,13 @@ def pm(cell: dict | None, key: str = "accuracy") -> str:
     return f"{100 * cell[key]['mean']:.1f} ± {100 * cell[key]['std']:.1f}"
 
 
+def seconds_pm(cell: dict | None, key: str) -> str:
+    """'312 ± 40' (seconds) from a cell's {'mean', 'std'}."""
+    if not cell or not cell.get(key):
+        return "–"
+    return f"{cell[key]['mean']:.0f} ± {cell[key]['std']:.0f}"
+
+
 def mean(cell: dict | None, key: str = "accuracy") -> float | None:
     return 100 * cell[key]["mean"] if cell and cell.get(key) else None
 
@@ -52,14 +59,22 @@ def how_measured(found: dict) -> str:
     Results with a finding were written by the reproduction that reads held-out video files; older ones
     measured their validation clips."""
     budget, seeds = found.get("budget", {}), found.get("seeds", [])
-    measured_on = (f"held-out video files of seed {HELDOUT_SEED}" if "finding" in found
-                   else f"{budget.get('val_size')} validation clips")
-    took = (f"{duration(found['seconds'])} to run" if found["seconds"] >= 1
-            else "no new training: its runs were kept from an earlier table")
-    return (f"Measured by `{found['command']}`: `{budget.get('preset')}` preset, {budget.get('train_size')} training "
-            f"clips, {budget.get('epochs')} epoch(s), {len(seeds)} seed(s) ({', '.join(map(str, seeds))}), accuracy "
-            f"on {measured_on}; torch {found['versions']['torch']}, {found['versions']['cpu_threads']} CPU threads, "
-            f"{took}.")
+    measured_on = (
+        f"held-out video files of seed {HELDOUT_SEED}"
+        if "finding" in found
+        else f"{budget.get('val_size')} validation clips"
+    )
+    took = (
+        f"{duration(found['seconds'])} to run"
+        if found["seconds"] >= 1
+        else "no new training: its runs were kept from an earlier table"
+    )
+    return (
+        f"Measured by `{found['command']}`: `{budget.get('preset')}` preset, {budget.get('train_size')} training "
+        f"clips, {budget.get('epochs')} epoch(s), {len(seeds)} seed(s) ({', '.join(map(str, seeds))}), accuracy "
+        f"on {measured_on}; torch {found['versions']['torch']}, {found['versions']['cpu_threads']} CPU threads, "
+        f"{took}."
+    )
 
 
 def show_finding(found: dict) -> None:
@@ -70,8 +85,10 @@ def show_finding(found: dict) -> None:
 
 def not_run_yet(command: str, result_name: str, note: str = "") -> None:
     """The message of a section whose result file is missing: which command writes it."""
-    st.info(f"Not run on this machine yet: `python -m analysis.ablations {command}` writes "
-            f"analysis/results/{result_name}.json{note}.")
+    st.info(
+        f"Not run on this machine yet: `python -m analysis.ablations {command}` writes "
+        f"analysis/results/{result_name}.json{note}."
+    )
 
 
 def not_run() -> None:

@@ -72,6 +72,8 @@ def checked_path(text: str) -> Path:
             for name in (*folders_below, *files):
                 entry = Path(parent) / name
                 if not _usable(entry, folders) or (name in folders_below and entry.is_symlink()):
-                    raise PathRefused(f"{path} holds {name}, which is not a regular file or folder in an allowed "
-                                      "folder: it is not opened.")
+                    raise PathRefused(
+                        f"{path} holds {name}, which is not a regular file or folder in an allowed "
+                        "folder: it is not opened."
+                    )
     return path

@@ -89,8 +89,7 @@ class Model:
         """What decides the clip this model reads from a video: frames, sampling (its own when None), crop size
         and normalisation."""
         config, sampling = self.loaded.config, sampling or self.trained_sampling
-        return (config.num_frames, sampling.stride, sampling.mode, config.image_size, self.loaded.mean,
-                self.loaded.std)
+        return (config.num_frames, sampling.stride, sampling.mode, config.image_size, self.loaded.mean, self.loaded.std)
 
 
 def measured(record: dict) -> str:
@@ -145,8 +144,9 @@ def _load(path: str, key: str, num_frames: int | None, num_heads: int | None) ->
     return loaded
 
 
-def open_model(path: str | Path, num_frames: int | None = None, num_heads: int | None = None,
-               name: str | None = None) -> Model:
+def open_model(
+    path: str | Path, num_frames: int | None = None, num_heads: int | None = None, name: str | None = None
+) -> Model:
     """Load (or fetch from the cache) a checkpoint, shown as `name` (its file name by default); raises
     CheckpointError with a readable reason."""
     path = Path(path)
@@ -173,8 +173,17 @@ def save_upload(name: str, data: bytes, folder: Path | None = None) -> Video:
 def _read(path: str, key: str, untrusted: bool, reading: tuple) -> Opened:
     frames, stride, mode, size, mean, std = reading
     try:
-        clip = load_clip(path, num_frames=frames, stride=stride, crop_size=size, crops=3, mean=mean, std=std,
-                         mode=mode, untrusted=untrusted)
+        clip = load_clip(
+            path,
+            num_frames=frames,
+            stride=stride,
+            crop_size=size,
+            crops=3,
+            mean=mean,
+            std=std,
+            mode=mode,
+            untrusted=untrusted,
+        )
     except (VideoError, OSError, RuntimeError) as error:  # decoders raise the last two on files the probe passed
         return Opened(None, str(error))
     return Opened(clip, None)
@@ -201,6 +210,7 @@ def read_video(video: Video, model: Model) -> Opened:
 
 
 # --- what pages call: each stops the page with one message when there is nothing to show ---
+
 
 def sidebar_model() -> Model | None:
     """The sidebar's model, or None when it could not be loaded."""

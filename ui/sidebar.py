@@ -41,11 +41,20 @@ SAMPLING_CHOICES = {"trained": "as trained", "uniform": "whole video (SSv2)", "c
 
 def _demo_picker() -> tuple[Model | None, str | None]:
     schemes = list(SCHEMES)
-    scheme = st.selectbox("Attention scheme", schemes, index=schemes.index("divided_space_time"),
-                          format_func=lambda s: scheme_block(s).label(), key="demo_scheme")
+    scheme = st.selectbox(
+        "Attention scheme",
+        schemes,
+        index=schemes.index("divided_space_time"),
+        format_func=lambda s: scheme_block(s).label(),
+        key="demo_scheme",
+    )
     shipped = [d for d in DEMO_DATASETS if (demo.DEMO_DIR / f"{scheme}_{d}.safetensors").exists()]
-    dataset = st.selectbox("Trained on", shipped or DEMO_DATASETS, key="demo_dataset",
-                           help="The generated dataset the demo model was trained on (those shipped for this scheme).")
+    dataset = st.selectbox(
+        "Trained on",
+        shipped or DEMO_DATASETS,
+        key="demo_dataset",
+        help="The generated dataset the demo model was trained on (those shipped for this scheme).",
+    )
     try:
         return demo_model(scheme, dataset), None
     except (DemoMissing, CheckpointError) as error:
@@ -57,8 +66,11 @@ def _saved_checkpoint(upload) -> Path:
     saved, identity = st.session_state.get("_saved_checkpoint"), (upload.file_id, upload.name, upload.size)
     if saved is None or saved[0] != identity:
         data = upload.getvalue()
-        path = (uploads.unpack_model_zip(data) if upload.name.lower().endswith(".zip")
-                else uploads.store(data, Path(upload.name).suffix.lower()))
+        path = (
+            uploads.unpack_model_zip(data)
+            if upload.name.lower().endswith(".zip")
+            else uploads.store(data, Path(upload.name).suffix.lower())
+        )
         st.session_state["_saved_checkpoint"] = saved = (identity, path)
     uploads.touch(saved[1])
     return saved[1]
@@ -66,14 +78,21 @@ def _saved_checkpoint(upload) -> Path:
 
 def _checkpoint_picker(source: str) -> tuple[Model | None, str | None]:
     if source == "Upload":
-        upload = st.file_uploader("Checkpoint", type=list(uploads.CHECKPOINT_TYPES), key="checkpoint_upload",
-                                  max_upload_size=uploads.CHECKPOINT_MB,
-                                  help="Our .safetensors, an official .pyth, an MMAction2 .pth, or a Hugging Face "
-                                  "model folder as a .zip.")
+        upload = st.file_uploader(
+            "Checkpoint",
+            type=list(uploads.CHECKPOINT_TYPES),
+            key="checkpoint_upload",
+            max_upload_size=uploads.CHECKPOINT_MB,
+            help="Our .safetensors, an official .pyth, an MMAction2 .pth, or a Hugging Face model folder as a .zip.",
+        )
     else:
-        text = st.text_input("Checkpoint path", key="checkpoint_path", placeholder="/path/to/model.pyth or HF folder",
-                             help="Official .pyth, Hugging Face folder or file, MMAction2 .pth, or our .safetensors, "
-                             "inside the folders this server allows.")
+        text = st.text_input(
+            "Checkpoint path",
+            key="checkpoint_path",
+            placeholder="/path/to/model.pyth or HF folder",
+            help="Official .pyth, Hugging Face folder or file, MMAction2 .pth, or our .safetensors, "
+            "inside the folders this server allows.",
+        )
     with st.expander("Checkpoint without a config"):
         frames = st.number_input("Frames (0: infer)", 0, 128, 0, key="checkpoint_frames")
         heads = st.number_input("Heads (0: infer)", 0, 64, 0, key="checkpoint_heads")
@@ -111,18 +130,22 @@ def _saved_video(upload) -> Video:
 
 
 def _video_picker() -> tuple[Video | None, str | None]:
-    source = st.radio("Video source", ["Bundled sample", "Upload"], horizontal=True, key="video_source",
-                      label_visibility="collapsed")
+    source = st.radio(
+        "Video source", ["Bundled sample", "Upload"], horizontal=True, key="video_source", label_visibility="collapsed"
+    )
     if source == "Bundled sample":
         bundled = samples()
         if not bundled:
             return None, "No sample clips are bundled: run `python -m analysis.samples`."
         sample = st.selectbox("Sample clip", bundled, format_func=lambda s: s.title, key="sample")
         return Video(str(sample.path), sample.title, f"sample:{file_key(sample.path)}", False, sample.label), None
-    upload = st.file_uploader("Video file", type=list(uploads.VIDEO_TYPES), key="upload",
-                              max_upload_size=uploads.VIDEO_MB,
-                              help=f"Up to {uploads.VIDEO_MB} MB; it is checked in a separate process before it is "
-                              "decoded.")
+    upload = st.file_uploader(
+        "Video file",
+        type=list(uploads.VIDEO_TYPES),
+        key="upload",
+        max_upload_size=uploads.VIDEO_MB,
+        help=f"Up to {uploads.VIDEO_MB} MB; it is checked in a separate process before it is decoded.",
+    )
     if upload is None:
         return None, "Upload a video (mp4, avi, mov, webm or mkv) in the sidebar."
     try:
@@ -133,18 +156,27 @@ def _video_picker() -> tuple[Video | None, str | None]:
 
 def _sampling_picker(model: Model | None) -> Sampling | None:
     """How frames are taken from the video; None: as the model was trained (its checkpoint says)."""
-    how = st.selectbox("Frames read", list(SAMPLING_CHOICES), format_func=SAMPLING_CHOICES.get, key="sampling",
-                       help="As trained: the sampling the model's checkpoint records. The paper tests Kinetics on one "
-                       "clip of frames 32 apart from the middle of the video (K400), Something-Something on frames "
-                       "spread over the whole video (SSv2).")
+    how = st.selectbox(
+        "Frames read",
+        list(SAMPLING_CHOICES),
+        format_func=SAMPLING_CHOICES.get,
+        key="sampling",
+        help="As trained: the sampling the model's checkpoint records. The paper tests Kinetics on one "
+        "clip of frames 32 apart from the middle of the video (K400), Something-Something on frames "
+        "spread over the whole video (SSv2).",
+    )
     if how == "trained":
         return None
     if how == "uniform":
         return Sampling("uniform")
     frames = model.loaded.config.num_frames if model else 8
-    stride = st.select_slider("Every k-th frame", STRIDES, value=OFFICIAL_STRIDES.get(frames, 8),
-                              key="sampling_stride", help="The official models read every 32nd frame (8 frames), "
-                              "every 16th (16) or every 4th (96).")
+    stride = st.select_slider(
+        "Every k-th frame",
+        STRIDES,
+        value=OFFICIAL_STRIDES.get(frames, 8),
+        key="sampling_stride",
+        help="The official models read every 32nd frame (8 frames), every 16th (16) or every 4th (96).",
+    )
     return Sampling("center", stride)
 
 

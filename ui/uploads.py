@@ -138,8 +138,9 @@ def unpack_model_zip(data: bytes, folder: Path | None = None, limit: int = CHECK
         members = _hf_members(archive)
         declared = sum(info.file_size for info in members.values())
         if declared > limit:
-            raise UploadError(f"the model in the zip is {declared / 2**20:.0f} MB unpacked, over the "
-                              f"{limit / 2**20:.0f} MB allowed")
+            raise UploadError(
+                f"the model in the zip is {declared / 2**20:.0f} MB unpacked, over the {limit / 2**20:.0f} MB allowed"
+            )
         make_room(declared, folder)
         folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=folder, suffix=".part"))

@@ -69,6 +69,7 @@ def query_controls(grid: Grid) -> Query:
             column.slider(label, 0, n - 1, key=key, on_change=_query_from_sliders)
     return query
 
+
 class Download(NamedTuple):
     """One file offered for download; `data` is computed only when its button is pressed."""
 
@@ -81,21 +82,33 @@ class Download(NamedTuple):
 
 def table_files(stem: str, rows: Callable[[], list[dict]], data: Callable[[], object]) -> list[Download]:
     """One result as CSV (`rows`, flat) and JSON (`data`, as nested as it is), both named `stem`."""
-    return [Download("CSV", lambda: table_csv(rows()), f"{stem}.csv", "text/csv", "table"),
-            Download("JSON", lambda: table_json(data()), f"{stem}.json", "application/json", "data_object")]
+    return [
+        Download("CSV", lambda: table_csv(rows()), f"{stem}.csv", "text/csv", "table"),
+        Download("JSON", lambda: table_json(data()), f"{stem}.json", "application/json", "data_object"),
+    ]
 
 
 def downloads(files: Sequence[Download], key: str) -> None:
     """A row of download buttons; pressing one does not rerun the page."""
     with st.container(horizontal=True):
         for index, file in enumerate(files):
-            st.download_button(file.label, file.data, file.file_name, file.mime, icon=f":material/{file.icon}:",
-                               on_click="ignore", key=f"{key}_{index}")
+            st.download_button(
+                file.label,
+                file.data,
+                file.file_name,
+                file.mime,
+                icon=f":material/{file.icon}:",
+                on_click="ignore",
+                key=f"{key}_{index}",
+            )
 
 
 def upload_note(video: Video, demo: bool = True) -> None:
     """Said once on a page that shows what the demo models make of a video of the user's own."""
     if video.untrusted and demo:
-        st.info("**Your own video, demo models.** The demo models know only the generated classes (movements and "
-                "shapes), so the class they name and its probability say nothing about your video. The attention "
-                "views still show how each scheme looks at it: the mechanism, not a verdict.", icon=":material/info:")
+        st.info(
+            "**Your own video, demo models.** The demo models know only the generated classes (movements and "
+            "shapes), so the class they name and its probability say nothing about your video. The attention "
+            "views still show how each scheme looks at it: the mechanism, not a verdict.",
+            icon=":material/info:",
+        )

@@ -157,8 +157,10 @@ def patch_markers(
     frames = np.arange(grid.t) if frames is None else np.asarray(frames)
     if len(origins) != len(frames):
         raise ValueError(f"{len(origins)} frames shown for {len(frames)} frame numbers")
-    shown, row, col = (axis.ravel() for axis in np.meshgrid(
-        np.arange(len(frames)), np.arange(grid.h), np.arange(grid.w), indexing="ij"))
+    shown, row, col = (
+        axis.ravel()
+        for axis in np.meshgrid(np.arange(len(frames)), np.arange(grid.h), np.arange(grid.w), indexing="ij")
+    )
     offsets = np.asarray(origins)[shown]
     x = offsets[:, 0] + (col + 0.5) * frame_width / grid.w
     y = offsets[:, 1] + (row + 0.5) * frame_height / grid.h
@@ -170,9 +172,15 @@ def patch_markers(
     # Small markers: plotly picks the point whose marker edge is nearest, so big ones would tie across patches.
     marker = dict(size=3, color="rgba(0,0,0,0)", line=dict(width=0))
     return go.Scatter(
-        x=x, y=y, mode="markers", marker=marker, customdata=np.stack(columns, axis=1),
+        x=x,
+        y=y,
+        mode="markers",
+        marker=marker,
+        customdata=np.stack(columns, axis=1),
         hovertemplate=template + "<extra></extra>",
-        selected=dict(marker=dict(opacity=0)), unselected=dict(marker=dict(opacity=0)), name="patches",
+        selected=dict(marker=dict(opacity=0)),
+        unselected=dict(marker=dict(opacity=0)),
+        name="patches",
     )
 
 
@@ -197,8 +205,9 @@ def _upsample(per_patch: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.repeat(np.repeat(per_patch, height // rows, axis=1), width // cols, axis=2)
 
 
-def _outline(image: np.ndarray, rows: int, cols: int, row: int, col: int, colour: Sequence[int],
-             inset: int = 0) -> None:
+def _outline(
+    image: np.ndarray, rows: int, cols: int, row: int, col: int, colour: Sequence[int], inset: int = 0
+) -> None:
     """Draw a border (in place) around patch (row, col) of one frame [H, W, 3] cut into rows x cols patches,
     `inset` border widths inside the patch's edge."""
     height, width = image.shape[:2]
@@ -210,8 +219,9 @@ def _outline(image: np.ndarray, rows: int, cols: int, row: int, col: int, colour
     box[:, [*range(border), *range(-border, 0)]] = colour
 
 
-def mark_patch(images: np.ndarray, rows: int, cols: int, row: int, col: int,
-               frames: Sequence[int] | None = None) -> np.ndarray:
+def mark_patch(
+    images: np.ndarray, rows: int, cols: int, row: int, col: int, frames: Sequence[int] | None = None
+) -> np.ndarray:
     """A copy of frames [T, H, W, 3] cut into rows x cols patches with patch (row, col) outlined in `frames`
     (every frame when None): white, and the query's blue inside it, so that it shows on any heatmap."""
     marked = np.array(images, copy=True)
@@ -273,7 +283,10 @@ def label_room(labels: Sequence[str], tiles_width: int, width: int) -> tuple[int
 
 
 def grid_figure(
-    images: np.ndarray, row_labels: Sequence[str], column_labels: Sequence[str], width: int = 900,
+    images: np.ndarray,
+    row_labels: Sequence[str],
+    column_labels: Sequence[str],
+    width: int = 900,
     label_height: int = 26,
 ) -> go.Figure:
     """Small multiples [rows, cols, H, W, 3] with labelled rows and columns (e.g. layers x heads).
@@ -285,9 +298,19 @@ def grid_figure(
     tiling = tile(rows * cols, height, frame_width, cols)
     label_width, per_screen_px = label_room(row_labels, tiling.width, width)
     origins = [(x + label_width, y + label_height) for x, y in tiling.origins]
-    labels = [_label(origins[i][0] + frame_width / 2, origins[i][1] - 4, text, yanchor="bottom")
-              for i, text in enumerate(column_labels)]
-    labels += [_label(origins[i * cols][0] - 8 * per_screen_px, origins[i * cols][1] + height / 2, text,
-                      xanchor="right", align="right") for i, text in enumerate(row_labels)]
+    labels = [
+        _label(origins[i][0] + frame_width / 2, origins[i][1] - 4, text, yanchor="bottom")
+        for i, text in enumerate(column_labels)
+    ]
+    labels += [
+        _label(
+            origins[i * cols][0] - 8 * per_screen_px,
+            origins[i * cols][1] + height / 2,
+            text,
+            xanchor="right",
+            align="right",
+        )
+        for i, text in enumerate(row_labels)
+    ]
     size = (label_width + tiling.width, label_height + tiling.height)
     return _picture(images.reshape(rows * cols, *images.shape[2:]), origins, size, width, labels)

@@ -27,12 +27,26 @@ STAGE_COLOURS: dict[str, tuple[int, int, int]] = {
 }
 """One colour per attention stage name, whichever scheme it belongs to; other names are drawn white."""
 SERIES_COLOURS = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B", "#B279A2", "#FF9DA6")
-DATASET_COLOURS = {"K400": SERIES_COLOURS[0], "appearance": SERIES_COLOURS[0],
-                   "SSv2": SERIES_COLOURS[1], "motion": SERIES_COLOURS[1]}
+DATASET_COLOURS = {
+    "K400": SERIES_COLOURS[0],
+    "appearance": SERIES_COLOURS[0],
+    "SSv2": SERIES_COLOURS[1],
+    "motion": SERIES_COLOURS[1],
+}
 """A series named after a dataset ("SSv2 (paper)", "motion (ours)") takes its colour."""
 CLASS_COLOURS = (
-    "#4C78A8", "#F58518", "#E45756", "#72B7B2", "#54A24B", "#EECA3B", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC",
-    "#1F77B4", "#D62728",
+    "#4C78A8",
+    "#F58518",
+    "#E45756",
+    "#72B7B2",
+    "#54A24B",
+    "#EECA3B",
+    "#B279A2",
+    "#FF9DA6",
+    "#9D755D",
+    "#BAB0AC",
+    "#1F77B4",
+    "#D62728",
 )
 AXES = dict(gridcolor="#33363d", zerolinecolor="#4a4d55", linecolor="#4a4d55", tickcolor="#4a4d55", automargin=True)
 
@@ -72,8 +86,12 @@ def styled(figure: go.Figure) -> go.Figure:
     adds 6 kB to every figure sent; show figures with `st.plotly_chart(..., theme=None)` so Streamlit keeps it.
     """
     figure.update_layout(
-        template="none", paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(0,0,0,0)",
-        font=dict(color=FONT_COLOUR, size=13), colorway=list(SERIES_COLOURS), legend=dict(bgcolor="rgba(0,0,0,0)"),
+        template="none",
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        font=dict(color=FONT_COLOUR, size=13),
+        colorway=list(SERIES_COLOURS),
+        legend=dict(bgcolor="rgba(0,0,0,0)"),
         hoverlabel=dict(bgcolor="#262730", bordercolor="#4a4d55", font=dict(color=FONT_COLOUR)),
     )
     return figure.update_xaxes(**AXES).update_yaxes(**AXES)
