@@ -23,10 +23,11 @@ from analysis.samples import samples
 from analysis.video_eval import HELDOUT, measure, predict_reader, scores, video_logits
 from timesformer.checkpoints import LoadedModel, load_checkpoint
 from timesformer.cost import count_macs
-from timesformer.datasets import generate, to_clip_tensor
+from timesformer.datasets import generate
 from timesformer.demo import DEMO_DIR
 from timesformer.model import PRESETS
 from timesformer.temporal_init import previous_frame_stage
+from timesformer.video import normalise
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def tensor_scores(loaded: LoadedModel, dataset: str) -> dict:
     with torch.inference_mode():
         logits = torch.cat(
             [
-                loaded.model(to_clip_tensor(clips.frames[i : i + 50], loaded.mean, loaded.std))
+                loaded.model(normalise(clips.frames[i : i + 50], loaded.mean, loaded.std))
                 for i in range(0, len(clips), 50)
             ]
         )

@@ -25,12 +25,10 @@ from sklearn.manifold import TSNE
 from sklearn.metrics import pairwise_distances, silhouette_score
 from threadpoolctl import threadpool_limits
 
-from timesformer.checkpoints import OFFICIAL_NORMALIZATION
-from timesformer.datasets import to_clip_tensor
 from timesformer.model import TimeSformer
+from timesformer.video import MEAN, STD, normalise
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "timesformer-explorer" / "features"
-OFFICIAL_MEAN, OFFICIAL_STD = OFFICIAL_NORMALIZATION
 
 FeatureKind = Literal["clip", "frame_averaged"]
 TSNE_MIN_POINTS = 3
@@ -49,8 +47,8 @@ def _check_frames(frames: np.ndarray) -> None:
 def clip_features(
     model: TimeSformer,
     frames: np.ndarray,
-    mean: Sequence[float] = OFFICIAL_MEAN,
-    std: Sequence[float] = OFFICIAL_STD,
+    mean: Sequence[float] = MEAN,
+    std: Sequence[float] = STD,
     batch_size: int = 32,
 ) -> np.ndarray:
     """The CLS feature of every clip: uint8 RGB [n, T, H, W, 3] -> float32 [n, D].
@@ -67,7 +65,7 @@ def clip_features(
     try:
         with torch.inference_mode():
             batches = [
-                model.forward_features(to_clip_tensor(frames[i : i + batch_size], mean, std).to(dtype))
+                model.forward_features(normalise(frames[i : i + batch_size], mean, std).to(dtype))
                 for i in range(0, len(frames), batch_size)
             ]
     finally:
@@ -78,8 +76,8 @@ def clip_features(
 def frame_averaged_features(
     model: TimeSformer,
     frames: np.ndarray,
-    mean: Sequence[float] = OFFICIAL_MEAN,
-    std: Sequence[float] = OFFICIAL_STD,
+    mean: Sequence[float] = MEAN,
+    std: Sequence[float] = STD,
     batch_size: int = 32,
 ) -> np.ndarray:
     """The image-model baseline of Fig. 8: each frame run alone as a 1-frame clip, features averaged per clip."""
@@ -114,8 +112,8 @@ def cached_features(
     model: TimeSformer,
     frames: np.ndarray,
     kind: FeatureKind = "clip",
-    mean: Sequence[float] = OFFICIAL_MEAN,
-    std: Sequence[float] = OFFICIAL_STD,
+    mean: Sequence[float] = MEAN,
+    std: Sequence[float] = STD,
     batch_size: int = 32,
     cache_dir: str | Path | None = None,
 ) -> np.ndarray:

@@ -16,7 +16,8 @@ from einops import reduce
 from torch import Tensor
 
 from timesformer.checkpoints import LoadedModel
-from timesformer.datasets import VideoSet, to_clip_tensor
+from timesformer.datasets import VideoSet
+from timesformer.video import normalise
 
 from .rollout import Rollout, last_layer_attention, rollout
 
@@ -57,7 +58,7 @@ def evaluate(
     ratios, hits, areas = [], [], []
     for start in range(0, len(clips), batch_size):
         frames = clips.frames[start : start + batch_size]
-        video = to_clip_tensor(frames, loaded.mean, loaded.std)
+        video = normalise(frames, loaded.mean, loaded.std)
         maps = explainer(loaded.model, video).maps
         ratio, hit, area = agreement(maps, coverage[start : start + batch_size])
         ratios.append(ratio), hits.append(hit), areas.append(area)

@@ -24,12 +24,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from timesformer.checkpoints import OFFICIAL_NORMALIZATION
 from timesformer.schemes import SCHEMES
 from timesformer.train import save_trained, train
 from timesformer.train_config import TrainConfig
 from timesformer.train_data import make_splits
-from timesformer.video import load_clip
+from timesformer.video import OFFICIAL_NORMALIZATION, load_clip
 
 from .baselines import tiny_i3d
 from .video_eval import ClipFiles, ClipReader, measure

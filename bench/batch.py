@@ -30,11 +30,12 @@ import torch
 from analysis.batch import BatchJob, VideoAnalyzer
 from analysis.batch_files import InputVideo, list_videos
 from bench.forward import hugging_face_twin, machine_line
-from timesformer.checkpoints import OFFICIAL_NORMALIZATION, LoadedModel, load_checkpoint, save_checkpoint
+from timesformer.checkpoints import LoadedModel, load_checkpoint, save_checkpoint
 from timesformer.datasets import generate, write_mp4
 from timesformer.inference import read_clip
 from timesformer.model import TimeSformer, preset
 from timesformer.runtime import fast_bf16_available
+from timesformer.video import OFFICIAL_NORMALIZATION
 
 TARGETS = {"batch": 1.3, "ray": 0.8}
 WHAT = ("predictions", "features")

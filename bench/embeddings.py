@@ -22,9 +22,10 @@ from analysis.embeddings import (
     tsne,
 )
 from timesformer import TimeSformer, preset
-from timesformer.checkpoints import OFFICIAL_NORMALIZATION, LoadedModel, load_checkpoint
+from timesformer.checkpoints import LoadedModel, load_checkpoint
 from timesformer.datasets import class_names, generate
 from timesformer.demo import DemoMissing, demo_checkpoint
+from timesformer.video import OFFICIAL_NORMALIZATION
 
 TARGET_S = 120.0
 

@@ -20,7 +20,6 @@ from analysis.cli import main
 from analysis.rollout import rollout
 from timesformer import runtime
 from timesformer.checkpoints import (
-    OFFICIAL_NORMALIZATION,
     LoadedModel,
     load_checkpoint,
     save_checkpoint,
@@ -29,6 +28,7 @@ from timesformer.datasets import generate, write_mp4
 from timesformer.inference import read_clip
 from timesformer.model import TimeSformer, preset
 from timesformer.runtime import fast_bf16_available
+from timesformer.video import OFFICIAL_NORMALIZATION
 
 GOOD, SHARD = 20, 6
 LABELS = [f"class {i}" for i in range(6)]

@@ -9,7 +9,6 @@ import av
 import cv2
 import numpy as np
 import pytest
-import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -251,14 +250,6 @@ def test_one_appearance_frame_is_enough(appearance: ds.VideoSet) -> None:
 # --- tensors, files, errors ------------------------------------------------------------------------------------
 
 
-def test_to_clip_tensor_layout_and_normalisation() -> None:
-    frames, _ = ds.make_video("motion", 3, np.random.default_rng(0), num_frames=4, size=32)
-    x = ds.to_clip_tensor(frames[None])
-    assert x.shape == (1, 3, 4, 32, 32) and x.dtype == torch.float32
-    expected = (frames[2, 5, 7, 1] / 255 - 0.45) / 0.225
-    assert x[0, 1, 2, 5, 7].item() == pytest.approx(expected, abs=1e-6)
-
-
 def test_mp4_round_trip(tmp_path) -> None:
     frames, _ = ds.make_video("appearance", 0, np.random.default_rng(0), num_frames=12, size=64)
     path = ds.write_mp4(frames, tmp_path / "clip.mp4")
@@ -294,7 +285,6 @@ def test_write_samples_names_every_class(tmp_path) -> None:
         ),
         (lambda: ds.write_mp4(np.zeros((2, 33, 32, 3), np.uint8), "x.mp4"), "even"),
         (lambda: ds.write_mp4(np.zeros((2, 32, 32), np.uint8), "x.mp4"), "expected uint8 frames"),
-        (lambda: ds.to_clip_tensor(np.zeros((2, 32, 32, 3), np.float32)), "expected uint8 frames"),
     ],
 )
 def test_bad_input_is_a_clear_value_error(call, message: str) -> None:

@@ -28,8 +28,9 @@ from analysis.embeddings import (
     tsne,
 )
 from timesformer import TimeSformer, preset
-from timesformer.checkpoints import OFFICIAL_NORMALIZATION, LoadedModel, save_checkpoint
-from timesformer.datasets import generate, to_clip_tensor
+from timesformer.checkpoints import LoadedModel, save_checkpoint
+from timesformer.datasets import generate
+from timesformer.video import OFFICIAL_NORMALIZATION, normalise
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_clip_features_shape_and_batching(clips):
     assert features.shape == (6, 64) and features.dtype == np.float32
     np.testing.assert_allclose(clip_features(model, clips.frames, batch_size=32), features, atol=1e-5)
     with torch.inference_mode():
-        direct = model.forward_features(to_clip_tensor(clips.frames[2:3]))
+        direct = model.forward_features(normalise(clips.frames[2:3]))
     np.testing.assert_allclose(features[2], direct[0].numpy(), atol=1e-5)
 
 
@@ -69,7 +70,7 @@ def test_frame_averaged_features_average_single_frames(clips):
     features = frame_averaged_features(model, clips.frames, batch_size=2)
     assert features.shape == (6, 64)
     with torch.inference_mode():
-        frames = to_clip_tensor(clips.frames[4])  # [3, T, H, W]
+        frames = normalise(clips.frames[4])  # [3, T, H, W]
         singles = [model.forward_features(frames[None, :, t : t + 1])[0] for t in range(4)]
     np.testing.assert_allclose(features[4], torch.stack(singles).mean(0).numpy(), atol=1e-5)
     assert not np.allclose(features, clip_features(model, clips.frames), atol=1e-3)  # not the clip feature

@@ -7,7 +7,7 @@ import torch
 from einops import rearrange
 
 from timesformer import TimeSformer, preset
-from timesformer.datasets import generate, to_clip_tensor
+from timesformer.datasets import generate
 from timesformer.temporal_init import (
     TemporalInitError,
     previous_frame_stage,
@@ -15,6 +15,7 @@ from timesformer.temporal_init import (
 )
 from timesformer.train import build_model
 from timesformer.train_config import TrainConfig, TrainError
+from timesformer.video import normalise
 
 STARTED = {
     "divided_space_time": ("time", "temporal_"),
@@ -71,7 +72,7 @@ def test_head_zero_starts_on_the_same_patch_in_the_previous_frame(scheme: str) -
         weight = model.state_dict()[f"{name}.weight"]
         for rows in (slice(head, dim), slice(dim + head, 3 * dim)):
             assert torch.equal(weight[rows], before[f"{name}.weight"][rows])
-    clip = to_clip_tensor(generate("motion", 4, seed=5, num_frames=8, size=64).frames)
+    clip = normalise(generate("motion", 4, seed=5, num_frames=8, size=64).frames)
     with torch.inference_mode():
         attention = model.inspect(clip).attention
     for block in attention:

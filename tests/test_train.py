@@ -11,11 +11,12 @@ import torch
 from timesformer import TimeSformer, preset
 from timesformer.__main__ import main
 from timesformer.checkpoints import load_checkpoint
-from timesformer.datasets import generate, to_clip_tensor
+from timesformer.datasets import generate
 from timesformer.inflate import InflationError, inflate
 from timesformer.train import build_model, learning_rate_factor, train
 from timesformer.train_config import TrainConfig, TrainError
 from timesformer.train_data import make_splits
+from timesformer.video import normalise
 
 TINY = dict(
     preset="tiny", train_size=12, val_size=6, batch_size=4, epochs=2, threads=1
@@ -239,7 +240,7 @@ def _image_model() -> TimeSformer:
 def test_inflated_divided_model_on_identical_frames_gives_the_image_feature() -> None:
     image = _image_model()
     video = inflate(image, preset("tiny", scheme="divided_space_time", num_classes=10)).eval()
-    frame = to_clip_tensor(generate("images", 2, seed=3, size=32).frames)  # [2, 3, 1, 32, 32]
+    frame = normalise(generate("images", 2, seed=3, size=32).frames)  # [2, 3, 1, 32, 32]
     with torch.no_grad():
         expected = image.forward_features(frame)
         got = video.forward_features(frame.expand(-1, -1, 8, -1, -1))

@@ -386,3 +386,15 @@ def test_the_check_runs_without_torch() -> None:
     code = f"import runpy, sys; runpy.run_path({decoding.__file__!r}); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_normalise_layout_and_values() -> None:
+    frames = np.random.default_rng(0).integers(0, 256, (2, 4, 32, 32, 3), dtype=np.uint8)
+    x = video.normalise(frames)
+    assert x.shape == (2, 3, 4, 32, 32) and x.dtype == torch.float32
+    expected = (frames[1, 2, 5, 7, 1] / 255 - 0.45) / 0.225
+    assert x[1, 1, 2, 5, 7].item() == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="expected uint8 frames"):
+        video.normalise(frames.astype(np.float32))
+    with pytest.raises(ValueError, match="one value per RGB channel"):
+        video.normalise(frames, mean=(0.5, 0.5))

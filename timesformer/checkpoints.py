@@ -43,8 +43,8 @@ from .checkpoint_checks import (
 )
 from .label_sets import Labels, default_labels, hf_labels, resolve_labels
 from .model import TimeSformer, TimeSformerConfig
+from .video import OFFICIAL_NORMALIZATION
 
-OFFICIAL_NORMALIZATION = ((0.45, 0.45, 0.45), (0.225, 0.225, 0.225))
 MMACTION_NORMALIZATION = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 FORMAT_TAG = "timesformer-explorer"
 HF_TYPES = {

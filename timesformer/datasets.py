@@ -270,17 +270,6 @@ def generate(
     return VideoSet(dataset, frames, masks, labels, list(spec.classes))
 
 
-def to_clip_tensor(
-    frames: np.ndarray, mean: Sequence[float] = (0.45,) * 3, std: Sequence[float] = (0.225,) * 3
-) -> torch.Tensor:
-    """uint8 [..., T, H, W, 3] RGB -> normalised float32 [..., 3, T, H, W], the model's input layout."""
-    if frames.dtype != np.uint8 or frames.ndim < 4 or frames.shape[-1] != 3:
-        raise ValueError(f"expected uint8 frames [..., T, H, W, 3], got {frames.dtype} {frames.shape}")
-    x = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255)
-    x = (x - torch.tensor(mean)) / torch.tensor(std)
-    return x.movedim(-1, -4).contiguous()
-
-
 _X264_DETERMINISTIC = {"x264-params": "asm=avx2"} if torch.backends.cpu.get_cpu_capability() == "AVX512" else {}
 """x264's AVX-512 code reads memory it never wrote: one clip encoded twice came out different (measured, at sides
 that are not multiples of 128 px). Where the CPU has AVX-512 it also has AVX2, whose code is deterministic."""

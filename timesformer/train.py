@@ -36,7 +36,6 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from .checkpoints import (
-    OFFICIAL_NORMALIZATION,
     LoadedModel,
     load_checkpoint,
     save_checkpoint,
@@ -47,6 +46,7 @@ from .model import TimeSformer, TimeSformerConfig
 from .temporal_init import TemporalInitError, start_from_previous_frame
 from .train_config import TrainConfig, TrainError
 from .train_data import Splits, accuracy, clips, make_splits
+from .video import OFFICIAL_NORMALIZATION
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from torch import Tensor, nn
 
 from . import augment, datasets, drawing, video
 from .augment import VideoPath
-from .checkpoints import OFFICIAL_NORMALIZATION
-from .datasets import VideoSet, cached, concatenate, generate, to_clip_tensor
+from .datasets import VideoSet, cached, concatenate, generate
 from .train_config import TrainConfig
+from .video import normalise
 
 
 @dataclass
@@ -70,7 +70,7 @@ def make_splits(config: TrainConfig) -> Splits:
 def clips(videos: VideoSet, index: Tensor | slice) -> tuple[Tensor, Tensor]:
     """A batch: normalised clips [B, 3, T, H, W] and labels [B]."""
     index = index.numpy() if isinstance(index, Tensor) else index
-    return to_clip_tensor(videos.frames[index], *OFFICIAL_NORMALIZATION), torch.from_numpy(videos.labels[index])
+    return normalise(videos.frames[index]), torch.from_numpy(videos.labels[index])
 
 
 @torch.no_grad()

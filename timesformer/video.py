@@ -20,6 +20,9 @@ from .decoding import BACKENDS, EmptyVideo, VideoInfo, check_in_subprocess, deco
 if TYPE_CHECKING:
     import torch
 
+OFFICIAL_NORMALIZATION = ((0.45, 0.45, 0.45), (0.225, 0.225, 0.225))
+"""Mean and std of the official TimeSformer and of every model here, per RGB channel of [0, 1] frames."""
+MEAN, STD = OFFICIAL_NORMALIZATION
 DECODE_MARGIN = 2  # load_clip decodes at this many times its resize target when the video is larger still
 
 
@@ -103,22 +106,31 @@ def crop_offsets(height: int, width: int, size: int, crops: int) -> list[tuple[i
     return [(0, left), (top, left), (height - size, left)]
 
 
+def normalise(frames: np.ndarray, mean: Sequence[float] = MEAN, std: Sequence[float] = STD) -> torch.Tensor:
+    """uint8 RGB [..., T, H, W, 3] -> float32 [..., 3, T, H, W] in the model's layout, each channel normalised."""
+    import torch  # here, not at the top: see the module docstring
+
+    if frames.dtype != np.uint8 or frames.ndim < 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected uint8 frames [..., T, H, W, 3], got {frames.dtype} {frames.shape}")
+    if len(mean) != 3 or len(std) != 3:
+        raise ValueError(f"mean and std need one value per RGB channel, got {mean} and {std}")
+    x = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255)
+    x = (x - torch.tensor(mean, dtype=torch.float32)) / torch.tensor(std, dtype=torch.float32)
+    return x.movedim(-1, -4).contiguous()
+
+
 def frames_to_clip(
     frames: np.ndarray,
     crop_size: int = 224,
     crops: int = 1,
-    mean: Sequence[float] = (0.45,) * 3,
-    std: Sequence[float] = (0.225,) * 3,
+    mean: Sequence[float] = MEAN,
+    std: Sequence[float] = STD,
     short_side: int | None = None,
 ) -> Clip:
     """RGB uint8 frames [T, H, W, 3] -> Clip, the one preprocessing path for files and in-memory videos alike."""
-    import torch  # here, not at the top: see the module docstring
-
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or 0 in frames.shape:
         raise ValueError(f"frames must be a non-empty uint8 array [T, H, W, 3], got {frames.dtype} {frames.shape}")
-    if len(mean) != 3 or len(std) != 3:
-        raise ValueError(f"mean and std need one value per RGB channel, got {mean} and {std}")
     short_side = short_side or default_short_side(crop_size)
     if short_side < crop_size:
         raise ValueError(f"short_side {short_side} is smaller than crop_size {crop_size}")
@@ -127,8 +139,7 @@ def frames_to_clip(
     views = np.stack(
         [resized[:, top : top + crop_size, left : left + crop_size] for top, left in offsets]
     )  # [crops, T, S, S, 3]
-    mean_t, std_t = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
-    tensor = ((torch.from_numpy(views).float() / 255 - mean_t) / std_t).permute(0, 4, 1, 2, 3).contiguous()
+    tensor = normalise(views, mean, std)
     centre = views[len(offsets) // 2]  # the middle one of 1 or 3 crops
     return Clip(tensor, centre, list(range(len(frames))), None)
 
@@ -139,8 +150,8 @@ def load_clip(
     stride: int = 32,
     crop_size: int = 224,
     crops: int = 1,
-    mean: Sequence[float] = (0.45,) * 3,
-    std: Sequence[float] = (0.225,) * 3,
+    mean: Sequence[float] = MEAN,
+    std: Sequence[float] = STD,
     short_side: int | None = None,
     mode: str = "center",
     untrusted: bool = False,
