@@ -38,12 +38,18 @@ HELDOUT_FOLDER = Path(tempfile.gettempdir()) / "timesformer-explorer-heldout"
 """Where the held-out files are written (once; they are regenerated from their seed when missing)."""
 
 
+MEASURED_ON = "held-out mp4 files, read as predict reads them"
+"""What every accuracy of the card was measured on; a results file that does not say so predates the video path."""
+
+
 def recorded(name: str) -> dict | None:
     """What the card measured for a shipped model (`analysis/results/demo_models.json`), or None if it has no
-    entry: held-out `accuracy` and `twin_accuracy` through video files, `samples` {correct, total}, ..."""
+    entry or the file was not measured through video files: held-out `accuracy` and `twin_accuracy`, `samples`
+    {correct, total}, ..."""
     if not RESULTS.exists():
         return None
-    return json.loads(RESULTS.read_text())["models"].get(name)
+    found = json.loads(RESULTS.read_text())
+    return found["models"].get(name) if found.get("measured_on") == MEASURED_ON else None
 
 
 def tensor_scores(loaded: LoadedModel, dataset: str) -> dict:
@@ -193,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # evaluation only: one thread avoids OpenMP spin-waiting on a shared CPU
     measured = measure_all()
     command = shlex.join(["python", "-m", "analysis.demo_card", *(sys.argv[1:] if argv is None else argv)])
-    RESULTS.write_text(json.dumps({"name": "demo_models", "command": command, **measured}, indent=1))
+    RESULTS.write_text(
+        json.dumps({"name": "demo_models", "command": command, "measured_on": MEASURED_ON, **measured}, indent=1)
+    )
     (DEMO_DIR / "MODEL_CARD.md").write_text(write_card(measured))
     return 0
 

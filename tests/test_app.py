@@ -25,6 +25,7 @@ import analysis.embeddings
 import analysis.table_runs
 import timesformer.demo
 import ui.uploads
+from analysis.demo_card import MEASURED_ON
 from analysis.samples import samples
 from analysis.table_runs import BUDGET, SMOKE_PRETRAIN, Runner
 from analysis.video_eval import ClipFiles
@@ -72,7 +73,7 @@ def write_card(path: Path) -> None:
         "params": params,
         "samples": {"correct": 29, "total": 30},
     }
-    path.write_text(json.dumps({"models": {"divided_space_time_motion": record}}))
+    path.write_text(json.dumps({"measured_on": MEASURED_ON, "models": {"divided_space_time_motion": record}}))
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,14 @@ wherever it is defined), and the driver trains each model after the one it start
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from analysis import demo_models
+from analysis import demo_card, demo_models
 from analysis.demo_models import DemoModel, recipe
 from timesformer import SCHEMES
 from timesformer.train_config import TrainConfig
@@ -96,3 +97,15 @@ def test_a_model_whose_start_cannot_appear_is_refused(tmp_path, monkeypatch) -> 
     monkeypatch.setattr(DemoModel, "path", property(lambda self: tmp_path / "lonely.safetensors"))
     with pytest.raises(RuntimeError, match="cannot start lonely"):
         demo_models.train_demo_models(jobs=1)
+
+
+def test_the_app_shows_only_accuracies_measured_through_video_files(tmp_path, monkeypatch) -> None:
+    """A results file written before the video path (tensor accuracy) gives the app no record to show."""
+    results = tmp_path / "demo_models.json"
+    monkeypatch.setattr(demo_card, "RESULTS", results)
+    model = {"accuracy": 0.923, "samples": {"correct": 29, "total": 30}}
+    results.write_text(json.dumps({"name": "demo_models", "models": {"divided_space_time_motion": model}}))
+    assert demo_card.recorded("divided_space_time_motion") is None
+    measured = {"name": "demo_models", "measured_on": demo_card.MEASURED_ON, "models": {"m": model}}
+    results.write_text(json.dumps(measured))
+    assert demo_card.recorded("m") == model and demo_card.recorded("other") is None
