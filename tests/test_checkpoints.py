@@ -11,9 +11,9 @@ from timesformer.checkpoints import (
     CheckpointError,
     LoadedModel,
     load_checkpoint,
-    official_state_dict,
     save_checkpoint,
 )
+from timesformer.key_names import official_state_dict
 
 FRAMES, SIZE = 4, 32
 

@@ -20,8 +20,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from timesformer import TimeSformer, checkpoint_checks, preset
-from timesformer.checkpoints import CheckpointError, LoadedModel, load_checkpoint, official_state_dict, save_checkpoint
+from timesformer.checkpoints import CheckpointError, LoadedModel, load_checkpoint, save_checkpoint
 from timesformer.inference import sampling_mode, sampling_stride
+from timesformer.key_names import official_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 LISTINGS = ("  missing: ", "  unexpected: ", "  wrong shape: ")

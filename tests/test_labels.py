@@ -11,7 +11,8 @@ from test_checkpoints import mmaction_state_dict
 from transformers import TimesformerConfig, TimesformerForVideoClassification
 
 from timesformer import TimeSformer, preset
-from timesformer.checkpoints import CheckpointError, load_checkpoint, official_state_dict
+from timesformer.checkpoints import CheckpointError, load_checkpoint
+from timesformer.key_names import official_state_dict
 from timesformer.label_sets import LABEL_SETS, label_set
 
 
