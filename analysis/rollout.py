@@ -18,8 +18,7 @@ import torch
 from einops import rearrange, reduce, repeat
 from torch import Tensor
 
-from analysis.query import HeadFusion
-from analysis.query import fuse_heads as combine_heads
+from analysis.query import HeadFusion, fuse_heads
 from timesformer.layout import Grid
 from timesformer.model import TimeSformer
 from timesformer.schemes import Stage
@@ -63,13 +62,13 @@ FusedAttention = list[dict[str, Tensor]]
 """Per block, per stage name: head-fused attention [groups * B, L, L] with rows summing to 1 (or 0)."""
 
 
-def fuse_heads(probs: Tensor, settings: RolloutSettings, grads: Tensor | None = None) -> Tensor:
+def fuse_for_rollout(probs: Tensor, settings: RolloutSettings, grads: Tensor | None = None) -> Tensor:
     """One stage's attention for rollout, [G, heads, L, L] -> [G, L, L]: heads combined as the settings say
     (`analysis.query.fuse_heads`) or weighted by gradients, the weakest links dropped, rows renormalised."""
     if grads is not None:
         fused = (grads * probs).clamp(min=0).mean(1)  # Chefer et al. 2021: positive gradient-weighted attention
     else:
-        fused = combine_heads(probs, settings.head_fusion, axis=1)
+        fused = fuse_heads(probs, settings.head_fusion, axis=1)
     dropped = int(fused.shape[-1] * settings.discard_ratio)
     if dropped:
         weakest = fused.topk(dropped, dim=-1, largest=False).indices
@@ -136,7 +135,7 @@ def fused_attention(
     if target_class is None:
 
         def keep(index: int, stage: Stage, probs: Tensor) -> None:
-            fused[index][stage.name] = fuse_heads(probs, settings)
+            fused[index][stage.name] = fuse_for_rollout(probs, settings)
 
         with torch.inference_mode():
             logits = model.head(model.forward_features(video, keep))
@@ -146,7 +145,7 @@ def fused_attention(
     named = [(i, name, probs) for i, block in enumerate(inspection.attention) for name, probs in block.items()]
     grads = torch.autograd.grad(inspection.logits[:, target_class].sum(), [probs for _, _, probs in named])
     for (index, name, probs), grad in zip(named, grads):
-        fused[index][name] = fuse_heads(probs.detach(), settings, grad)
+        fused[index][name] = fuse_for_rollout(probs.detach(), settings, grad)
     return inspection.logits.detach(), fused
 
 

@@ -3,7 +3,7 @@ import torch
 
 from analysis.rollout import (
     RolloutSettings,
-    fuse_heads,
+    fuse_for_rollout,
     last_layer_attention,
     roll_out,
     rollout,
@@ -42,7 +42,7 @@ def test_structured_rollout_equals_dense_matrix_product(scheme: str, settings: R
     grid = model.grid_of(video)
     with torch.no_grad():
         attention = model.inspect(video).attention
-    fused = [{name: fuse_heads(p, settings) for name, p in block.items()} for block in attention]
+    fused = [{name: fuse_for_rollout(p, settings) for name, p in block.items()} for block in attention]
     product = torch.eye(1 + grid.num_patches, dtype=torch.float64)
     for index in settings.layers(len(fused)):
         for stage in model.block_type.stages:
@@ -78,7 +78,7 @@ def test_rollout_finds_the_token_that_attention_points_to() -> None:
     target = 1 + (2 * 4 + 1) * 8 + 5  # row 2, column 1, frame 5 in the b (h w t) layout
     probs = torch.full((1, 4, 129, 129), 0.1 / 128)
     probs[..., target] = 0.9
-    fused = [{"space_time": fuse_heads(probs, RolloutSettings())} for _ in range(4)]
+    fused = [{"space_time": fuse_for_rollout(probs, RolloutSettings())} for _ in range(4)]
     maps, _ = roll_out(fused, model.block_type.stages, False, grid, 1, RolloutSettings())
     assert maps[0].argmax().item() == (5 * 4 + 2) * 4 + 1  # t h w order of the map
 
