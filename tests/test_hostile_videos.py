@@ -24,6 +24,7 @@ from timesformer.decode_budget import MB
 from timesformer.decoding import (
     BACKENDS,
     NotAVideo,
+    UndecodableVideo,
     VideoError,
     VideoInfo,
     VideoTooLarge,
@@ -277,3 +278,12 @@ def test_a_child_error_unknown_here_is_still_a_video_error(tmp_path: Path, monke
     monkeypatch.setattr(decoding, "_ERRORS", {})
     with pytest.raises(VideoError, match="is a folder"):
         check_in_subprocess(_hostile("folder", tmp_path))
+
+
+def test_a_check_that_runs_out_of_time_names_both_causes(tmp_path: Path) -> None:
+    """A valid video may also be too slow to open on a busy server: the message must not only say "corrupt"."""
+    path = write_av(tmp_path / "slow.mp4", smooth_frames(4, 64, 64))
+    with pytest.raises(UndecodableVideo) as caught:
+        check_in_subprocess(path, timeout_s=0.001)
+    message = str(caught.value)
+    assert message.startswith("slow.mp4 took longer than") and "corrupt" in message and "server is busy" in message

@@ -320,7 +320,8 @@ def check_in_subprocess(path: str | Path, timeout_s: float = 20.0, backends: Seq
             result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired as e:
             raise UndecodableVideo(
-                f"{path.name} took longer than {timeout_s:g} s to open, it is probably corrupt: {_REENCODE}"
+                f"{path.name} took longer than {timeout_s:g} s to open: the file may be corrupt, or too large to "
+                f"decode in that time while the server is busy (try again, or use a smaller video): {_REENCODE}"
             ) from e
         if result.returncode >= 0:  # negative: killed by a signal
             break
