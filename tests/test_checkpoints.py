@@ -138,6 +138,30 @@ def mmaction_state_dict(model: TimeSformer) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
+def test_loading_takes_the_files_tensors_without_a_random_initialisation(tmp_path, monkeypatch) -> None:
+    """The model is built on the meta device and given copies of the file's tensors: no time is spent drawing
+    random weights that are overwritten at once, and the model owns its weights (the file's tensors may go)."""
+    model = TimeSformer(preset("tiny", num_classes=3)).eval()
+    state = official_state_dict(model)
+    torch.save({"model_state": state}, tmp_path / "tiny.pyth")
+
+    draw = torch.nn.init.trunc_normal_
+
+    def only_on_meta(tensor: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        assert tensor.device.type == "meta", "a loaded model must not draw random weights"
+        return draw(tensor, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.init, "trunc_normal_", only_on_meta)
+    loaded = load_checkpoint(tmp_path / "tiny.pyth", num_heads=4)  # an official file does not record its heads
+    parameters = dict(loaded.model.named_parameters())
+    assert all(p.device.type == "cpu" and p.requires_grad and p.dtype == torch.float32 for p in parameters.values())
+    video = torch.randn(1, 3, 8, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(video), model(video), atol=0, rtol=0)
+        state["model.head.weight"].zero_()  # the loaded model holds copies, not the caller's tensors
+        assert parameters["head.weight"].abs().sum() > 0
+
+
 @pytest.mark.parametrize("scheme", ["divided_space_time", "joint_space_time", "space_only"])
 def test_mmaction2_checkpoint_loads(scheme: str, tmp_path) -> None:
     model = TimeSformer(preset("tiny", scheme=scheme, num_classes=7, embed_dim=128, num_heads=2)).eval()
