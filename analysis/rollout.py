@@ -130,16 +130,20 @@ def fused_attention(
     model: TimeSformer, video: Tensor, settings: RolloutSettings, target_class: int | None = None
 ) -> tuple[Tensor, FusedAttention]:
     """One forward pass keeping only head-fused maps (logits, maps). With `target_class`, heads are weighted by
-    the gradient of that class's logit (gradient-weighted rollout), which needs the whole graph in memory."""
+    the gradient of that class's logit (gradient-weighted rollout), which needs the whole graph in memory. A bf16
+    copy of a model (`timesformer.runtime.inference_copy`) reads the clip in bf16; its maps are rolled out in fp32."""
     fused: FusedAttention = [{} for _ in model.blocks]
+    video = video.to(next(model.parameters()).dtype)
     if target_class is None:
 
         def keep(index: int, stage: Stage, probs: Tensor) -> None:
-            fused[index][stage.name] = fuse_for_rollout(probs, settings)
+            fused[index][stage.name] = fuse_for_rollout(probs.float(), settings)
 
         with torch.inference_mode():
-            logits = model.head(model.forward_features(video, keep))
+            logits = model.head(model.forward_features(video, keep)).float()
         return logits, fused
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("gradient-weighted rollout needs a model with gradients: use the float32 model")
 
     inspection = model.inspect(video)
     named = [(i, name, probs) for i, block in enumerate(inspection.attention) for name, probs in block.items()]

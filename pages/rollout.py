@@ -43,8 +43,16 @@ def top_class() -> tuple[str, float]:
 
 
 top = st.columns([4, 3, 3, 2])
+if model.bf16 and st.session_state.get("rollout_method") == "gradient":
+    st.session_state["rollout_method"] = "rollout"
 method = (
-    top[0].segmented_control("Method", list(METHODS), default="rollout", key="rollout_method", format_func=METHODS.get)
+    top[0].segmented_control(
+        "Method",
+        [m for m in METHODS if m != "gradient" or not model.bf16],  # gradients need the float32 model
+        default="rollout",
+        key="rollout_method",
+        format_func=METHODS.get,
+    )
     or "rollout"
 )
 target = None

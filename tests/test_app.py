@@ -32,6 +32,7 @@ from analysis.video_eval import ClipFiles
 from timesformer import SCHEMES, TimeSformer, preset
 from timesformer.checkpoints import LoadedModel, save_checkpoint
 from timesformer.datasets import class_names
+from timesformer.runtime import fast_bf16_available
 from ui.session import save_upload
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,6 +252,17 @@ def test_rollout_page_methods_and_downloads(demo_dir):
     assert "Rollout over blocks 2–4" in captions(app)
     app.toggle(key="rollout_enlarge").set_value(True).run()
     assert not app.exception and len(charts(app)) == 5  # strip, colour bar, the enlarged frame, heads, time
+
+
+@pytest.mark.skipif(not fast_bf16_available(), reason="the bfloat16 switch is offered only where bf16 is fast")
+def test_bfloat16_switch_runs_the_rollout_page_without_gradients(demo_dir):
+    app = start("rollout")
+    app.button_group(key="rollout_method").set_value("gradient").run()
+    app.toggle(key="bf16").set_value(True).run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert app.button_group(key="rollout_method").value == "rollout"  # gradients need float32
+    assert "gradient" not in app.button_group(key="rollout_method").options
+    assert len(charts(app)) >= 2
 
 
 def test_embeddings_page_measures_separability(demo_dir):

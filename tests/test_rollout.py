@@ -9,6 +9,7 @@ from analysis.rollout import (
     rollout,
 )
 from timesformer import SCHEMES, Grid, TimeSformer, preset
+from timesformer.runtime import bf16_copy, fast_bf16_available
 
 
 def dense_operator(fused: torch.Tensor, stage, grid: Grid, residual: float) -> torch.Tensor:
@@ -87,6 +88,22 @@ def test_gradient_weighting_depends_on_the_class() -> None:
     model = TimeSformer(preset("tiny", num_classes=5)).eval()
     video = torch.randn(1, 3, 8, 32, 32)
     assert not torch.allclose(rollout(model, video, target_class=0).maps, rollout(model, video, target_class=4).maps)
+
+
+@pytest.mark.parametrize("path", ["onednn", "autocast"])
+def test_a_bf16_copy_rolls_out_the_same_maps_in_fp32(path: str) -> None:
+    """The clip is read in the copy's dtype and the maps rolled out in fp32: close to the fp32 model's, while
+    gradient weighting, which the frozen copy cannot give, is refused in one line."""
+    if not fast_bf16_available():
+        pytest.skip("this CPU has no fast bf16")
+    model = TimeSformer(preset("tiny", num_classes=5)).eval()
+    video = torch.randn(1, 3, 8, 32, 32)
+    copy = bf16_copy(model, path)
+    expected, got = rollout(model, video), rollout(copy, video)
+    assert got.maps.dtype == torch.float32 and got.logits.dtype == torch.float32
+    torch.testing.assert_close(got.maps, expected.maps, atol=0.02, rtol=0.05)
+    with pytest.raises(ValueError, match="needs a model with gradients"):
+        rollout(copy, video, target_class=0)
 
 
 def test_settings_are_checked() -> None:

@@ -11,10 +11,11 @@ crashes the decoder costs an error message, not the server.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import streamlit as st
+import torch
 
 import analysis.demo_card as demo_card
 from timesformer import demo
@@ -22,6 +23,7 @@ from timesformer.checkpoints import CheckpointError, LoadedModel, load_checkpoin
 from timesformer.decoding import VideoError
 from timesformer.demo import demo_checkpoint
 from timesformer.inference import sampling_mode, sampling_stride
+from timesformer.runtime import inference_copy
 from timesformer.video import Clip, load_clip
 from ui import uploads
 
@@ -61,6 +63,11 @@ class Model:
     @property
     def scheme(self) -> str:
         return self.loaded.config.scheme
+
+    @property
+    def bf16(self) -> bool:
+        """A bfloat16 copy: faster where the CPU has bf16 matmuls, without gradients."""
+        return self.key.endswith("|bf16")
 
     @property
     def dataset(self) -> str | None:
@@ -138,28 +145,32 @@ def file_key(path: str | Path) -> str:
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _load(path: str, key: str, num_frames: int | None, num_heads: int | None) -> LoadedModel:
+def _load(path: str, key: str, num_frames: int | None, num_heads: int | None, bf16: bool) -> LoadedModel:
     loaded = load_checkpoint(path, num_frames=num_frames, num_heads=num_heads)
     loaded.model.eval()
-    return loaded
+    return replace(loaded, model=inference_copy(loaded.model, torch.bfloat16)) if bf16 else loaded
 
 
 def open_model(
-    path: str | Path, num_frames: int | None = None, num_heads: int | None = None, name: str | None = None
+    path: str | Path,
+    num_frames: int | None = None,
+    num_heads: int | None = None,
+    name: str | None = None,
+    bf16: bool = False,
 ) -> Model:
-    """Load (or fetch from the cache) a checkpoint, shown as `name` (its file name by default); raises
-    CheckpointError with a readable reason."""
+    """Load (or fetch from the cache) a checkpoint, shown as `name` (its file name by default), in bfloat16 if
+    asked (only offered where the CPU runs it fast); raises CheckpointError with a readable reason."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"no file or folder at {path}")
-    key = f"{file_key(path)}|{num_frames}|{num_heads}"
+    key = f"{file_key(path)}|{num_frames}|{num_heads}" + ("|bf16" if bf16 else "")
     with st.spinner(f"Loading {name or path.name}…"):
-        return Model(_load(str(path), key, num_frames, num_heads), str(path), key, name or path.name)
+        return Model(_load(str(path), key, num_frames, num_heads, bf16), str(path), key, name or path.name)
 
 
-def demo_model(scheme: str, dataset: str) -> Model:
+def demo_model(scheme: str, dataset: str, bf16: bool = False) -> Model:
     """A shipped demo model; raises DemoMissing when it is not there."""
-    return open_model(demo_checkpoint(scheme, dataset))
+    return open_model(demo_checkpoint(scheme, dataset), bf16=bf16)
 
 
 def save_upload(name: str, data: bytes, folder: Path | None = None) -> Video:
