@@ -370,11 +370,17 @@ def test_ablations_page_shows_the_demo_models_card(demo_dir, tmp_path, monkeypat
             ("divided_space_time_appearance", "appearance", 0.543),
         )
     }
-    card = {"command": "python -m analysis.demo_card", "heldout": heldout, "models": models}
-    (tmp_path / "demo_models.json").write_text(json.dumps(card))
+    old = {"command": "python -m analysis.ablations card", "heldout": heldout, "models": models}
+    (tmp_path / "demo_models.json").write_text(json.dumps(old))
     monkeypatch.setattr(ablations, "RESULTS_DIR", tmp_path)
     app = start("ablations")
     app.button_group(key="ablation_section").set_value("Demo models").run()
+    assert "predates the video path" in app.warning[0].value  # a card of tensor accuracies says so
+    assert list(app.table[0].value["held-out accuracy (generator tensors)"]) == ["15.3%", "54.3%"]
+    card = {"command": "python -m analysis.demo_card", "measured_on": MEASURED_ON, "heldout": heldout, "models": models}
+    (tmp_path / "demo_models.json").write_text(json.dumps(card))
+    app.run()
+    assert not app.warning
     table = app.table[0].value
     assert list(table.index) == ["divided_space_time_motion", "divided_space_time_appearance"]
     assert list(table["held-out accuracy"]) == ["15.3%", "54.3%"]

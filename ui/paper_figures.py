@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from analysis import paper, table_runs
+from analysis import demo_card, paper, table_runs
 from analysis.figures.charts import cost_figure
 from analysis.table_runs import BUDGET, SMOKE_PRETRAIN
 from timesformer import SCHEMES, preset
@@ -221,13 +221,22 @@ def demo_section() -> None:
     if found is None:
         not_run_yet("card", "demo_models")
         return
+    on_files = found.get("measured_on") == demo_card.MEASURED_ON
+    accuracy = "held-out accuracy" if on_files else "held-out accuracy (generator tensors)"
+    if not on_files:
+        st.warning(
+            "This card predates the video path: its accuracies were measured on the generator's raw tensors, not "
+            "on video files read as the app reads them, and overstate what these models do on the app's clips. "
+            "The models are being retrained through video files (`python -m analysis.demo_models train`).",
+            icon=":material/warning:",
+        )
     st.table(
         pd.DataFrame(
             [
                 {
                     "model": name,
                     "trained on": model["dataset"],
-                    "held-out accuracy": f"{100 * model['accuracy']:.1f}%",
+                    accuracy: f"{100 * model['accuracy']:.1f}%",
                     "twin accuracy": f"{100 * model['twin_accuracy']:.1f}%" if "twin_accuracy" in model else "–",
                     "samples": f"{model['samples']['correct']}/{model['samples']['total']}"
                     if model.get("samples")
@@ -255,7 +264,8 @@ def demo_section() -> None:
             column_config={"motion model": st.column_config.TextColumn(width="large")},
         )
     st.caption(
-        f"Measured by `{found['command']}` through video files, on {heldout_text(found['heldout'])} "
+        f"Measured by `{found['command']}` "
+        f"{'through video files' if on_files else 'on the generator tensors'}, on {heldout_text(found['heldout'])} "
         "(training and validation used seeds 0-7). Twin accuracy: how often the true motion scores above "
         "its time-reversed twin (50% for a model blind to frame order). Samples: the app's bundled clips of "
         "the model's dataset it gets right. Second table: held-out accuracy on the clips of each twin pair "
