@@ -114,7 +114,7 @@ def normalise(frames: np.ndarray, mean: Sequence[float] = MEAN, std: Sequence[fl
         raise ValueError(f"expected uint8 frames [..., T, H, W, 3], got {frames.dtype} {frames.shape}")
     if len(mean) != 3 or len(std) != 3:
         raise ValueError(f"mean and std need one value per RGB channel, got {mean} and {std}")
-    x = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(255)
+    x = torch.tensor(frames, dtype=torch.float32).div_(255)  # a copy: read-only (memory-mapped) frames stay so
     x = (x - torch.tensor(mean, dtype=torch.float32)) / torch.tensor(std, dtype=torch.float32)
     return x.movedim(-1, -4).contiguous()
 
