@@ -23,7 +23,7 @@ What changes: starting values only, never the architecture, so every checkpoint 
 - An added stage whose groups hold several positions (L+G's local stage) lets head 0 through from the start:
   its `fc` starts as the identity and its `proj` passes head 0 alone; silent (a zero `fc`, as the official code
   starts divided's `temporal_fc`) it never left chance, where divided learns with the silent start. Axial learns
-  the move pair with neither start through video files (see the model card); that is still open.
+  the move pair with neither start through video files (`analysis/demo_notes.md`); that is still open.
 The scales and that choice are measured (MODEL_CARD.md); head 0 starts with most of its attention on its key.
 """
 
