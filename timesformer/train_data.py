@@ -70,7 +70,7 @@ def make_splits(config: TrainConfig) -> Splits:
 def clips(videos: VideoSet, index: Tensor | slice) -> tuple[Tensor, Tensor]:
     """A batch: normalised clips [B, 3, T, H, W] and labels [B]."""
     index = index.numpy() if isinstance(index, Tensor) else index
-    return normalise(videos.frames[index]), torch.from_numpy(videos.labels[index])
+    return normalise(videos.frames[index]), torch.tensor(videos.labels[index])
 
 
 @torch.no_grad()
