@@ -7,9 +7,10 @@ import time
 import zipfile
 
 import pytest
+from hf_fixtures import tiny_hf_config
 from streamlit import config
 from test_app import charts, demo_dir, sidebar_text, start  # noqa: F401  (demo_dir is a fixture)
-from transformers import TimesformerConfig, TimesformerForVideoClassification
+from transformers import TimesformerForVideoClassification
 
 import ui.uploads as uploads
 from timesformer.checkpoints import load_checkpoint
@@ -109,18 +110,7 @@ def test_a_batch_output_folder_opens_only_inside_the_allowed_folders(demo_dir, a
 
 def hf_zip(tmp_path, top: str = "my-model", extra: dict[str, bytes] | None = None) -> bytes:
     """A tiny Hugging Face TimeSformer saved by transformers, zipped under `top/`, with `extra` members."""
-    model = TimesformerForVideoClassification(
-        TimesformerConfig(
-            image_size=32,
-            patch_size=8,
-            num_frames=4,
-            hidden_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=128,
-            num_labels=3,
-        )
-    )
+    model = TimesformerForVideoClassification(tiny_hf_config(num_labels=3))
     model.save_pretrained(tmp_path / "saved")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

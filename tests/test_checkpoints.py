@@ -3,8 +3,9 @@ import json
 
 import pytest
 import torch
+from hf_fixtures import tiny_hf_config
 from safetensors.torch import save_file
-from transformers import TimesformerConfig, TimesformerForVideoClassification
+from transformers import TimesformerForVideoClassification
 
 from timesformer import TimeSformer, preset
 from timesformer.checkpoints import (
@@ -19,13 +20,10 @@ FRAMES, SIZE = 4, 32
 
 
 def hf_model(attention_type: str) -> TimesformerForVideoClassification:
-    config = TimesformerConfig(
+    config = tiny_hf_config(
         image_size=SIZE,
-        patch_size=8,
         num_frames=FRAMES,
         hidden_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=2,
         intermediate_size=512,
         num_labels=5,
         attention_type=attention_type,

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from hf_fixtures import tiny_hf_config
 from test_checkpoints import mmaction_state_dict
-from transformers import TimesformerConfig, TimesformerForVideoClassification
+from transformers import TimesformerForVideoClassification
 
 from timesformer import TimeSformer, preset
 from timesformer.checkpoints import CheckpointError, load_checkpoint
@@ -24,16 +25,7 @@ def official_pyth(folder: Path, num_classes: int) -> Path:
 
 
 def hf_folder(folder: Path, num_labels: int, id2label: dict[int, str] | None = None) -> Path:
-    config = TimesformerConfig(
-        image_size=32,
-        patch_size=8,
-        num_frames=4,
-        hidden_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=128,
-        num_labels=num_labels,
-    )
+    config = tiny_hf_config(num_hidden_layers=1, num_labels=num_labels)
     if id2label:
         config.id2label, config.label2id = id2label, {name: i for i, name in id2label.items()}
     TimesformerForVideoClassification(config).save_pretrained(folder)
