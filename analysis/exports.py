@@ -55,7 +55,7 @@ def colormap(name: str) -> np.ndarray:
     return table
 
 
-def normalise(heat: np.ndarray, scaling: Scaling = "global") -> np.ndarray:
+def scale_heatmap(heat: np.ndarray, scaling: Scaling = "global") -> np.ndarray:
     """Min-max scale [T, h, w] to [0, 1], over the whole clip ("global") or each frame alone ("frame").
 
     Global scaling keeps frames comparable (where in time the model looks); per-frame scaling shows where
@@ -84,12 +84,13 @@ def overlay(
 ) -> np.ndarray:
     """Blend coloured heatmaps [T, h, w] onto RGB frames uint8 [T, H, W, 3]: (1 - opacity) frame + opacity colour.
 
-    The heatmap is normalised (see `normalise`), upsampled to the frame size, and coloured by the colour map `cmap`.
+    The heatmap is min-max scaled (see `scale_heatmap`), upsampled to the frame size, and coloured by the colour
+    map `cmap`.
     """
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or 0 in frames.shape:
         raise ValueError(f"expected uint8 RGB frames [T, H, W, 3], got {frames.dtype} {frames.shape}")
-    heat = normalise(heat, scaling)
+    heat = scale_heatmap(heat, scaling)
     if len(heat) != len(frames):
         raise ValueError(f"{len(heat)} heatmaps for {len(frames)} frames")
     if not 0.0 <= opacity <= 1.0:

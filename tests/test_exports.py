@@ -17,8 +17,8 @@ from analysis.exports import (
     gif,
     labelled_frames,
     mp4,
-    normalise,
     overlay,
+    scale_heatmap,
     strip_png,
     table_csv,
     table_json,
@@ -78,11 +78,11 @@ def test_opacity_zero_keeps_the_frames():
 def test_global_and_per_frame_scaling_differ_as_expected():
     heat = np.stack([np.full((2, 2), 0.1), np.full((2, 2), 0.1)])
     heat[0, 0, 0], heat[1, 0, 0] = 0.2, 2.0
-    global_, per_frame = normalise(heat, "global"), normalise(heat, "frame")
+    global_, per_frame = scale_heatmap(heat, "global"), scale_heatmap(heat, "frame")
     assert global_.max() == 1.0 and global_[0].max() == pytest.approx(0.1 / 1.9)
     assert per_frame[0].max() == 1.0 and per_frame[1].max() == 1.0
     np.testing.assert_allclose(per_frame[0], per_frame[1])
-    np.testing.assert_array_equal(normalise(np.full((2, 3, 3), 7.0)), 0.0)
+    np.testing.assert_array_equal(scale_heatmap(np.full((2, 3, 3), 7.0)), 0.0)
     dim_frame = overlay(solid((0, 0, 0), frames=2), heat, cmap="hot", opacity=1.0, scaling="global")[0]
     bright_frame = overlay(solid((0, 0, 0), frames=2), heat, cmap="hot", opacity=1.0, scaling="frame")[0]
     assert bright_frame.max() > dim_frame.max()
@@ -107,7 +107,7 @@ def test_overlay_refuses_bad_input():
     with pytest.raises(ValueError, match="interpolation"):
         overlay(frames, np.zeros((3, 2, 2)), interpolation="lanczos")
     with pytest.raises(ValueError, match="scaling"):
-        normalise(np.zeros((3, 2, 2)), "per-pixel")
+        scale_heatmap(np.zeros((3, 2, 2)), "per-pixel")
 
 
 def test_strip_png_puts_frames_side_by_side():
