@@ -22,8 +22,9 @@ What changes: starting values only, never the architecture, so every checkpoint 
   heads keep their weights.
 - An added stage whose groups hold several positions (L+G's local stage) lets head 0 through from the start:
   its `fc` starts as the identity and its `proj` passes head 0 alone; silent (a zero `fc`, as the official code
-  starts divided's `temporal_fc`) it never left chance, where divided learns with the silent start. Axial learns
-  the move pair with neither start through video files (`analysis/demo_notes.md`); that is still open.
+  starts divided's `temporal_fc`) it never left chance, where divided learns with the silent start. Axial takes
+  divided's silent start and leaves the plateau latest (on the tiny preset after 4 epochs of the move pair, where
+  divided needs 2; `analysis/demo_notes.md`).
 The scales and that choice are measured (MODEL_CARD.md); head 0 starts with most of its attention on its key.
 """
 
