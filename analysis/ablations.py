@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from timesformer.train_config import TrainConfig
 
-from .table_runs import BUDGET, PRETRAIN, SEEDS, SMOKE, SMOKE_PRETRAIN, Runner
+from .table_runs import BUDGET, CLASSES, PRETRAIN, SEEDS, SMOKE, SMOKE_PRETRAIN, Runner
 from .tables import TRAINED, cells, figure3
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ def save(name: str, payload: dict, out_dir: Path, runner: Runner | None, seconds
         document |= {
             "budget": runner.budget.to_dict(),
             "pretrain_budget": runner.pretrain.to_dict(),
+            "classes": CLASSES,
             "seeds": list(runner.seeds),
         }
     out_dir.mkdir(parents=True, exist_ok=True)

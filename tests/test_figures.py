@@ -228,3 +228,19 @@ def test_a_dataset_and_its_stand_in_share_a_colour_in_every_chart():
     )
     assert one["K400 (paper)"] == one["appearance (ours)"] == other["appearance (ours)"]
     assert one["SSv2 (paper)"] == one["motion (ours)"] == other["motion (ours)"] != one["K400 (paper)"]
+
+
+def test_chance_lines_are_drawn_where_asked_and_only_there():
+    figure = comparison_figure(
+        ["S", "T+S"],
+        {"K400 (paper)": [1, 2]},
+        {"motion (ours)": [50, 99]},
+        ("paper", "ours"),
+        right_levels={"chance, motion 50%": 50.0},
+    )
+    (line,) = figure.layout.shapes
+    assert (line.y0, line.y1, line.xref) == (50.0, 50.0, "x2 domain")  # the right panel: ours
+    assert [a.text for a in figure.layout.annotations if a.text.startswith("chance")] == ["chance, motion 50%"]
+    assert not comparison_figure(["S"], {"K400 (paper)": [1]}, {"motion (ours)": [5]}, ("a", "b")).layout.shapes
+    curves = cost_figure([1, 2], {"S": [50, 60]}, "clips", "top-1 (%)", log_y=False, levels={"chance 50%": 50.0})
+    assert [shape.y0 for shape in curves.layout.shapes] == [50.0]

@@ -174,6 +174,7 @@ def figure4_section() -> None:
             "training clips",
             "top-1 accuracy (%)",
             log_y=False,
+            levels={f"chance {found['chance']:.0%}": 100 * found["chance"]},
         ),
         "figure4_chart",
     )

@@ -8,6 +8,7 @@ from analysis import paper
 from analysis.figures.charts import comparison_figure
 from timesformer import SCHEMES
 from ui.results import (
+    chance_levels,
     how_measured,
     mean,
     not_run,
@@ -66,6 +67,7 @@ def table1_section() -> None:
             {f"{d} (ours)": [mean(ours[s].get(d)) for s in schemes] for d in ("appearance", "motion")},
             ("paper: top-1 % (quoted)", "ours: top-1 % on generated clips (measured)"),
             right_errors={f"{d} (ours)": [std(ours[s].get(d)) for s in schemes] for d in ("appearance", "motion")},
+            right_levels=chance_levels(found),
         ),
         "table1_chart",
     )
@@ -179,6 +181,7 @@ def table3_section() -> None:
                 right_errors={
                     f"{d} (ours)": [std(rows[d]["scratch"]), std(rows[d]["image_pretrained"]), None] for d in rows
                 },
+                right_levels=chance_levels(found),
             ),
             "table3_chart",
         )
@@ -231,6 +234,7 @@ def table4_section() -> None:
                 {f"{d} (ours)": [mean(rows[p][d]) for p in order] for d in ("appearance", "motion")},
                 ("paper: top-1 % (quoted)", "ours: top-1 % (measured)"),
                 right_errors={f"{d} (ours)": [std(rows[p][d]) for p in order] for d in ("appearance", "motion")},
+                right_levels=chance_levels(found),
             ),
             "table4_chart",
         )

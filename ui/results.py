@@ -45,6 +45,12 @@ def std(cell: dict | None, key: str = "accuracy") -> float | None:
     return 100 * cell[key]["std"] if cell and cell.get(key) else None
 
 
+def chance_levels(found: dict, datasets: tuple[str, ...] = ("appearance", "motion")) -> dict[str, float]:
+    """Chance of each dataset's task as chart lines in %, from the result file (none where it records none)."""
+    chance = found.get("chance", {})
+    return {f"chance, {d} {100 * chance[d]:.0f}%": 100 * chance[d] for d in datasets if d in chance}
+
+
 def duration(seconds: float) -> str:
     """'0.4 s', '40 s', '12 min', '2.5 h': a run's time in the unit that reads best."""
     if seconds < 10:
@@ -69,11 +75,19 @@ def how_measured(found: dict) -> str:
         if found["seconds"] >= 1
         else "no new training: its runs were kept from an earlier table"
     )
+    classes = "; ".join(f"{d}: {names.replace(',', ', ')}" for d, names in found.get("classes", {}).items())
     return (
         f"Measured by `{found['command']}`: `{budget.get('preset')}` preset, {budget.get('train_size')} training "
         f"clips, {budget.get('epochs')} epoch(s), {len(seeds)} seed(s) ({', '.join(map(str, seeds))}), accuracy "
-        f"on {measured_on}; torch {found['versions']['torch']}, {found['versions']['cpu_threads']} CPU threads, "
-        f"{took}."
+        f"on {measured_on}"
+        + (f"; classes {classes}" if classes else "")
+        + (
+            f"; clips through a video file's path (`--augment {budget['augment']}`), start "
+            f"`{budget['temporal_init']}` wherever the scheme compares frames and has a time embedding"
+            if budget.get("augment")
+            else ""
+        )
+        + f"; torch {found['versions']['torch']}, {found['versions']['cpu_threads']} CPU threads, {took}."
     )
 
 

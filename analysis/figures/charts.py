@@ -197,6 +197,19 @@ def tsne_figure(
     return styled(figure)
 
 
+def draw_levels(figure: go.Figure, levels: Mapping[str, float], **where) -> None:
+    """A dotted grey line at each value, labelled (e.g. "chance, motion 50%"); `where` picks a subplot."""
+    for label, value in levels.items():
+        figure.add_hline(
+            y=value,
+            line=dict(color="#8a8f98", dash="dot", width=1.5),
+            annotation_text=label,
+            annotation_position="top left",
+            annotation_font_color="#8a8f98",
+            **where,
+        )
+
+
 def comparison_figure(
     categories: Sequence[str],
     left: Mapping[str, Sequence[float | None]],
@@ -204,8 +217,10 @@ def comparison_figure(
     titles: tuple[str, str],
     y_title: str = "top-1 accuracy (%)",
     right_errors: Mapping[str, Sequence[float | None]] | None = None,
+    right_levels: Mapping[str, float] | None = None,
 ) -> go.Figure:
-    """Two bar panels over the same categories, e.g. the paper's numbers (left) beside ours (right).
+    """Two bar panels over the same categories, e.g. the paper's numbers (left) beside ours (right);
+    `right_levels` (label: value) draws reference lines such as chance across the right panel.
 
     The panels keep their own y axes: the paper's Kinetics accuracy and ours on generated data are different
     quantities, compared by their pattern across categories, not bar against bar. A series named after a
@@ -233,6 +248,7 @@ def comparison_figure(
                 col=column,
             )
         figure.update_yaxes(title_text=y_title if column == 1 else None, rangemode="tozero", row=1, col=column)
+    draw_levels(figure, right_levels or {}, row=1, col=2)
     figure.update_layout(
         barmode="group",
         height=380,
@@ -249,9 +265,10 @@ def cost_figure(
     y_title: str,
     limit: tuple[float, str] | None = None,
     log_y: bool = True,
+    levels: Mapping[str, float] | None = None,
 ) -> go.Figure:
     """Cost curves (the paper's Fig. 3): one line per scheme; `limit` (value, label) draws a dashed budget line
-    and marks the points above it with ✕."""
+    and marks the points above it with ✕; `levels` (label: value) draws reference lines such as chance."""
     figure = go.Figure()
     for index, (name, values) in enumerate(series.items()):
         colour = SERIES_COLOURS[index % len(SERIES_COLOURS)]
@@ -287,6 +304,7 @@ def cost_figure(
             annotation_position="top left",
             annotation_font_color="#ff4b4b",
         )
+    draw_levels(figure, levels or {})
     y_axis = dict(title=y_title, type="log" if log_y else "linear")
     if log_y:  # an explicit range: plotly's autorange on log axes goes wild with a horizontal line
         values = [v for vs in series.values() for v in vs if v > 0] + ([limit[0]] if limit else [])
