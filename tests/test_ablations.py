@@ -4,6 +4,7 @@ once; a stopped rerun resumes; the paper-scale costs come out right."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,15 @@ def test_a_rerun_trains_only_what_is_missing(smoke_run, tmp_path) -> None:
     assert ablations.main(["table1", "--smoke", "--out-dir", str(tmp_path), "--work-dir", str(work)]) == 0
     assert missing.exists() and (tmp_path / "table1.json").exists()
     assert all(path.stat().st_mtime_ns == stamp for path, stamp in kept.items())
+
+
+def test_a_changed_pretraining_budget_trains_a_new_image_model(smoke_run, tmp_path) -> None:
+    kept = Runner(SMOKE, SMOKE_PRETRAIN, (0,), smoke_run[1] / "smoke")
+    assert Path(kept.image_model()).exists()  # the smoke run's, not retrained
+    longer = Runner(SMOKE, replace(SMOKE_PRETRAIN, epochs=2), (0,), smoke_run[1] / "smoke")
+    assert longer.image_model() != kept.image_model()
+    assert (kept.image_model_record()["epochs"], longer.image_model_record()["epochs"]) == (1, 2)
+    assert tables.table3(replace(kept, on_run=ablations._refuse_training))["image_model"] == kept.image_model_record()
 
 
 def test_table2_paper_scale_costs_match_the_paper() -> None:
