@@ -67,7 +67,7 @@ class Model:
     @property
     def bf16(self) -> bool:
         """A bfloat16 copy: faster where the CPU has bf16 matmuls, without gradients."""
-        return self.key.endswith("|bf16")
+        return next(self.loaded.model.parameters()).dtype == torch.bfloat16
 
     @property
     def dataset(self) -> str | None:
