@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from torch import nn
 
+from timesformer.checkpoints import read_metadata
 from timesformer.schemes import SCHEMES
 from timesformer.train import save_trained, train
 from timesformer.train_config import TrainConfig
@@ -176,8 +176,7 @@ class Runner:
 
     def image_model_record(self) -> dict:
         """The image model's validation accuracy, epochs and training time, from its file's metadata."""
-        with safe_open(self.image_model(), framework="pt") as handle:
-            metadata = handle.metadata()
+        metadata = read_metadata(self.image_model())
         return {
             "val_accuracy": float(metadata["val_accuracy"]),
             "epochs": int(metadata["epochs"]),

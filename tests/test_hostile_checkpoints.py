@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from timesformer import TimeSformer, checkpoint_checks, preset
-from timesformer.checkpoints import CheckpointError, LoadedModel, load_checkpoint, save_checkpoint
+from timesformer.checkpoints import CheckpointError, LoadedModel, load_checkpoint, read_metadata, save_checkpoint
 from timesformer.inference import sampling_mode, sampling_stride
 from timesformer.key_names import official_state_dict
 
@@ -49,8 +48,7 @@ def expanded(*shape: int) -> torch.Tensor:
 def ours(path: Path, fields: dict | None = None, **metadata: str | None) -> Path:
     """The tiny model in our format, with its config fields and metadata changed (None drops a field)."""
     save_checkpoint(path, LoadedModel(tiny(), (0.45,) * 3, (0.225,) * 3, ["a", "b", "c"], "ours"), sampling_stride="1")
-    with safe_open(str(path), framework="pt") as handle:
-        info = handle.metadata()
+    info = read_metadata(path)
     info["config"] = json.dumps(json.loads(info["config"]) | (fields or {}))
     info |= metadata
     save_file(load_file(str(path)), str(path), metadata={k: v for k, v in info.items() if v is not None})

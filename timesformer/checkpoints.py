@@ -93,10 +93,15 @@ def _torch_load(path: Path) -> object:
         raise torch_load_error(path.name, str(error)) from None
 
 
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """A safetensors file's metadata alone (how it was made, for ours), without reading its tensors."""
+    with safe_open(str(path), framework="pt") as handle:
+        return handle.metadata() or {}
+
+
 def _safetensors_load(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
+        metadata = read_metadata(path)
         return load_file(str(path)), metadata
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(
