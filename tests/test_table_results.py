@@ -92,3 +92,14 @@ def test_the_findings_quote_the_measured_numbers() -> None:
     assert f"({twin}%)" in _load("table1")["finding"]
     table4 = _load("table4")
     assert f"{round(100 * _mean(table4['rows']['space_time']['motion'], 'twin_accuracy'))}%" in table4["finding"]
+
+
+def test_the_page_says_which_classes_and_start_each_table_used() -> None:
+    from ui.results import how_measured
+
+    found = _load("table1")
+    said = how_measured(found)
+    assert "motion: move_right, move_left" in said and "`--augment video`" in said
+    assert f"start `{BUDGET.temporal_init}`" in said
+    older = found | {"budget": found["budget"] | {"augment": "none"}}
+    assert "video file's path" not in how_measured(older)  # clips as drawn are not called a video path

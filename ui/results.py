@@ -84,7 +84,7 @@ def how_measured(found: dict) -> str:
         + (
             f"; clips through a video file's path (`--augment {budget['augment']}`), start "
             f"`{budget['temporal_init']}` wherever the scheme compares frames and has a time embedding"
-            if budget.get("augment")
+            if budget.get("augment") == "video"
             else ""
         )
         + f"; torch {found['versions']['torch']}, {found['versions']['cpu_threads']} CPU threads, {took}."
