@@ -20,7 +20,7 @@ import platform
 import shlex
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
 
@@ -74,9 +74,16 @@ def _train_one(runner: Runner, config: TrainConfig, baseline: str) -> str:
     return f"{config.dataset} {baseline or config.scheme} seed {config.seed}"
 
 
+def _train_image_model(runner: Runner) -> str:
+    """A worker process: the image model, kept in the work folder."""
+    torch.set_num_threads(1)
+    return runner.image_model()
+
+
 def train_cells(runner: Runner, names: list[str], jobs: int) -> None:
-    """Every run the tables `names` need and that is not kept yet, `jobs` at a time, with a progress bar."""
-    runner.image_model()
+    """Every run the tables `names` need and that is not kept yet, `jobs` at a time, with a progress bar. The image
+    model trains first, beside the runs that do not start from it (scratch, the 3D CNN); the runs that do are
+    queued once it is kept."""
     wanted = {
         (runner.config(seed=seed, **overrides), baseline)
         for name in names
@@ -85,11 +92,30 @@ def train_cells(runner: Runner, names: list[str], jobs: int) -> None:
         for seed in runner.seeds
     }
     pending = [(config, baseline) for config, baseline in wanted if not runner.result_path(config, baseline).exists()]
-    log.info("%d runs kept, %d to train", len(wanted) - len(pending), len(pending))
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_train_one, runner, config, baseline) for config, baseline in pending]
-        for future in tqdm(as_completed(futures), total=len(futures), unit="run", desc="training"):
-            log.debug("finished %s", future.result())
+    image = str(runner.image_model_path)
+    after_image = [(config, baseline) for config, baseline in pending if config.init == image]
+    now = [run for run in pending if run not in after_image]
+    needs_image = not runner.image_model_path.exists()
+    log.info(
+        "%d runs kept, %d to train; image model kept: %s", len(wanted) - len(pending), len(pending), not needs_image
+    )
+    with (
+        ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool,
+        tqdm(total=len(pending) + needs_image, unit="run", desc="training") as bar,
+    ):
+
+        def submit(runs: list[tuple[TrainConfig, str]]) -> set[Future]:
+            return {pool.submit(_train_one, runner, config, baseline) for config, baseline in runs}
+
+        image_job = pool.submit(_train_image_model, runner) if needs_image else None
+        running = submit(now) | ({image_job} if image_job else submit(after_image))
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                log.debug("finished %s", future.result())
+                bar.update()
+                if future is image_job:
+                    running |= submit(after_image)
 
 
 def main(argv: list[str] | None = None) -> int:

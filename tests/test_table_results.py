@@ -57,11 +57,6 @@ def test_table1_space_only_is_close_to_divided_on_appearance() -> None:
     assert abs(gap) <= 0.10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 20 target not met: on appearance the schemes reach 47.3-51.7% (only S >= 50%), limited by the "
-    "32 px image model (30.8% on its 12 shapes); a stronger image model is the next step",
-)
 def test_table1_every_scheme_reaches_half_on_appearance() -> None:
     for scheme, row in _table1().items():
         assert _mean(row["appearance"]) >= 0.50, f"{scheme} appearance {_mean(row['appearance']):.3f}"
