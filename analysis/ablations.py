@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from timesformer.train_config import TrainConfig
 
-from .table_runs import BUDGET, CLASSES, PRETRAIN, SEEDS, SMOKE, SMOKE_PRETRAIN, Runner
+from .table_runs import BUDGET, CLASSES, PRETRAIN, SEEDS, SMOKE, SMOKE_PRETRAIN, Runner, expected_seconds
 from .tables import TRAINED, cells, figure3
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def _train_image_model(runner: Runner) -> str:
 def train_cells(runner: Runner, names: list[str], jobs: int) -> None:
     """Every run the tables `names` need and that is not kept yet, `jobs` at a time, with a progress bar. The image
     model trains first, beside the runs that do not start from it (scratch, the 3D CNN); the runs that do are
-    queued once it is kept."""
+    queued once it is kept. Each group is queued longest first."""
     wanted = {
         (runner.config(seed=seed, **overrides), baseline)
         for name in names
@@ -92,6 +92,7 @@ def train_cells(runner: Runner, names: list[str], jobs: int) -> None:
         for seed in runner.seeds
     }
     pending = [(config, baseline) for config, baseline in wanted if not runner.result_path(config, baseline).exists()]
+    pending.sort(key=lambda run: expected_seconds(*run), reverse=True)  # longest first: the last to end are short
     image = str(runner.image_model_path)
     after_image = [(config, baseline) for config, baseline in pending if config.init == image]
     now = [run for run in pending if run not in after_image]

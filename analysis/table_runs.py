@@ -28,7 +28,7 @@ from timesformer.checkpoints import read_metadata
 from timesformer.schemes import SCHEMES
 from timesformer.train import save_trained, train
 from timesformer.train_config import TrainConfig
-from timesformer.train_data import make_splits
+from timesformer.train_data import GENERATOR, make_splits
 from timesformer.video import OFFICIAL_NORMALIZATION, load_clip
 
 from .baselines import tiny_i3d
@@ -88,6 +88,23 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
+RUN_SECONDS = {
+    "space_only": 120,
+    "joint_space_time": 135,
+    "divided_space_time": 195,
+    "sparse_local_global": 170,
+    "axial": 270,
+    "tiny_i3d": 60,
+}
+"""Training seconds of a run on `BUDGET` (measured on one thread, 2026-12-04), to start the longest runs first."""
+
+
+def expected_seconds(config: TrainConfig, baseline: str = "") -> float:
+    """About how long a run takes, for ordering: its model's measured time, scaled by its clips and epochs."""
+    clips = config.train_size * config.epochs
+    return RUN_SECONDS[baseline or config.scheme] * clips / (BUDGET.train_size * BUDGET.epochs)
+
+
 BASELINES: dict[str, Callable[[int], nn.Module]] = {"tiny_i3d": tiny_i3d}
 """Models other than the config's TimeSformer that a cell can train on the same clips and budget."""
 
@@ -132,8 +149,9 @@ class Runner:
         return lambda path: load_clip(path, model.num_frames, 1, model.image_size, 1, mean, std, mode="uniform").tensor
 
     def result_path(self, config: TrainConfig, baseline: str = "") -> Path:
-        """Where the run of `config` (or of the baseline on its clips) is kept once it has trained."""
-        return self.work_dir / "runs" / f"{_key([config.to_dict(), baseline])}.json"
+        """Where the run of `config` (or of the baseline on its clips) is kept once it has trained; a changed
+        generator trains it again."""
+        return self.work_dir / "runs" / f"{_key([config.to_dict(), baseline, GENERATOR])}.json"
 
     def run(self, config: TrainConfig, baseline: str = "") -> dict:
         """One training run's metrics through video files, parameters, time and per-epoch history."""
@@ -169,9 +187,9 @@ class Runner:
 
     @property
     def image_model_path(self) -> Path:
-        """Where the image model (the `pretrain` budget) is kept; its name holds the budget's key, so a changed
-        budget trains a new one."""
-        return self.work_dir / f"image_model-{_key(self.pretrain.to_dict())}.safetensors"
+        """Where the image model (the `pretrain` budget) is kept; its name holds the budget's and the generator's
+        key, so a changed budget or generator trains a new one."""
+        return self.work_dir / f"image_model-{_key([self.pretrain.to_dict(), GENERATOR])}.safetensors"
 
     def image_model(self) -> str:
         """Path of the image model, trained first if it is not kept yet."""

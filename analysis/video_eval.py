@@ -20,6 +20,7 @@ from torch import nn
 from timesformer.checkpoints import LoadedModel
 from timesformer.datasets import class_names, generate, motion_twin, write_mp4
 from timesformer.inference import read_clip
+from timesformer.train_data import GENERATOR
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,10 @@ class ClipFiles:
     classes: tuple[str, ...] | None = None
 
     def write(self, folder: str | Path) -> list[tuple[Path, int]]:
-        """(path, label) of each clip, written under `folder` unless it is there already."""
+        """(path, label) of each clip, written under `folder` unless this generator wrote them there already."""
         subset = "-" + "+".join(self.classes) if self.classes else ""
-        place = Path(folder) / f"{self.dataset}{subset}-seed{self.seed}-{self.clips}x{self.frames}f-{self.size}px"
+        name = f"{self.dataset}{subset}-seed{self.seed}-{self.clips}x{self.frames}f-{self.size}px-{GENERATOR[:12]}"
+        place = Path(folder) / name
         names = class_names(self.dataset)
         if not (place / "complete").exists():
             drawn = generate(self.dataset, self.clips, self.seed, self.frames, self.size, self.classes)

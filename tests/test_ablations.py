@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from analysis import ablations, tables
+from analysis import ablations, table_runs, tables, video_eval
 from analysis.baselines import i3d_r50
-from analysis.table_runs import SMOKE, SMOKE_PRETRAIN, Runner
+from analysis.table_runs import BUDGET, PRETRAIN, SMOKE, SMOKE_PRETRAIN, Runner, expected_seconds
 from timesformer import SCHEMES, preset
 from timesformer.cost import parameter_count
 
@@ -94,6 +94,25 @@ def test_a_changed_pretraining_budget_trains_a_new_image_model(smoke_run, tmp_pa
     assert longer.image_model() != kept.image_model()
     assert (kept.image_model_record()["epochs"], longer.image_model_record()["epochs"]) == (1, 2)
     assert tables.table3(replace(kept, on_run=ablations._refuse_training))["image_model"] == kept.image_model_record()
+
+
+def test_a_changed_generator_trains_and_writes_everything_again(smoke_run, tmp_path, monkeypatch) -> None:
+    kept = Runner(SMOKE, SMOKE_PRETRAIN, (0,), smoke_run[1] / "smoke")
+    config = kept.config(seed=0, scheme="divided_space_time")
+    before = (kept.result_path(config), kept.image_model_path, kept.heldout(config).write(tmp_path)[0][0])
+    assert before[0].exists() and before[1].exists()
+    for module in (table_runs, video_eval):
+        monkeypatch.setattr(module, "GENERATOR", "f" * 64)
+    after = (kept.result_path(config), kept.image_model_path, kept.heldout(config).write(tmp_path)[0][0])
+    assert all(old != new for old, new in zip(before, after)) and not after[0].exists() and not after[1].exists()
+    assert after[2].exists() and after[2].parent.name.endswith("-" + "f" * 12)  # written again, not reused
+
+
+def test_runs_are_queued_longest_first(tmp_path) -> None:
+    runner = Runner(BUDGET, PRETRAIN, (0,), tmp_path)
+    axial, space_only = (runner.config(scheme=s, dataset="motion") for s in ("axial", "space_only"))
+    assert expected_seconds(axial) > expected_seconds(space_only) > expected_seconds(space_only, "tiny_i3d")
+    assert expected_seconds(replace(space_only, train_size=1000)) == expected_seconds(space_only) / 4
 
 
 def test_table2_paper_scale_costs_match_the_paper() -> None:

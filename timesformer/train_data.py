@@ -33,10 +33,10 @@ class Splits:
     val: VideoSet
 
 
-_GENERATOR = hashlib.sha256(
+GENERATOR = hashlib.sha256(
     b"".join(Path(module.__file__).read_bytes() for module in (datasets, drawing, augment, video))
 ).hexdigest()
-"""The code that draws clips: cached clips drawn by other code are not reused."""
+"""The code that draws clips: clips, files and runs kept from other code are not reused."""
 
 
 def make_splits(config: TrainConfig) -> Splits:
@@ -52,7 +52,7 @@ def make_splits(config: TrainConfig) -> Splits:
 
     def clips(n: int, seed: int, names: Sequence[str] | None, render: VideoPath | None) -> VideoSet:
         key = json.dumps(
-            [config.dataset, n, seed, frames, size, names and list(names), render and asdict(render), _GENERATOR]
+            [config.dataset, n, seed, frames, size, names and list(names), render and asdict(render), GENERATOR]
         )
         return cached(
             hashlib.sha256(key.encode()).hexdigest()[:20],
