@@ -53,15 +53,18 @@ MOTION_CLASSES: tuple[tuple[str, str, int], ...] = (  # (name, attribute that dr
     ("fade_in", "alpha", 1),
     ("fade_out", "alpha", -1),
 )
-# Each motion attribute's circle (low, high) and how far along it the drifting one goes per clip (fractions).
+# Each motion attribute's circle (low, high) and how far along it the drifting one goes per clip (fractions). Size
+# and opacity have wide circles and drifts: a grow multiplies the radius by 2.0-2.6, a fade changes opacity by
+# 0.35-0.49, changes as plain at 64 px as a move's (narrower ones left both pairs at chance), yet no target is
+# smaller or fainter than a 32 px clip shows (analysis/demo_notes.md).
 _CIRCLES = {
     "x": (0.0, 1.0),
     "y": (0.0, 1.0),
-    "size": (np.log(0.12), np.log(0.3)),
+    "size": (np.log(0.1), np.log(0.4)),
     "angle": (0.0, 2 * np.pi),
-    "alpha": (0.5, 1.0),
+    "alpha": (0.3, 1.0),
 }
-_DRIFT = {"x": (0.25, 0.5), "y": (0.25, 0.5), "size": (0.3, 0.5), "angle": (0.2, 0.4), "alpha": (0.4, 0.6)}
+_DRIFT = {"x": (0.25, 0.5), "y": (0.25, 0.5), "size": (0.5, 0.7), "angle": (0.2, 0.4), "alpha": (0.5, 0.7)}
 _TARGET_RADIUS = (0.12, 0.28)  # appearance/images targets, fraction of the frame
 _DISTRACTOR_RADIUS = (0.06, 0.12)
 _DISTRACTOR_DRIFT = 0.08  # at most this much of each attribute's range per clip: clutter that barely moves, turns or

@@ -1,7 +1,7 @@
 """Sample clips bundled with the app: three short generated videos per class of the `motion` and `appearance` sets.
 
 They are written by `timesformer.datasets.write_samples` from a seed the demo models were neither trained nor
-validated on (those use seeds 0-7), 16 frames at 128 px, about 1 MB in all. Regenerate them with
+validated on (those use seeds 0-7), 16 frames at 128 px, about 1.7 MB in all. Regenerate them with
 `python -m analysis.samples`.
 """
 
