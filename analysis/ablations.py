@@ -1,6 +1,6 @@
 """The paper's Tables 1-4 and Figures 3-4 in miniature: `python -m analysis.ablations`.
 
-    python -m analysis.ablations all              # every table -> analysis/results/*.json (under 90 min, 2 cores)
+    python -m analysis.ablations all              # every table -> analysis/results/*.json (100 min, 2 cores)
     python -m analysis.ablations table1 --smoke   # a seconds-long version (CI)
 
 Runs train two at a time (`--jobs`, one thread each) with a progress bar; each finished run is kept in
