@@ -55,8 +55,8 @@ MOTION_CLASSES: tuple[tuple[str, str, int], ...] = (  # (name, attribute that dr
 )
 # Each motion attribute's circle (low, high) and how far along it the drifting one goes per clip (fractions). Size
 # and opacity have wide circles and drifts: a grow multiplies the radius by 2.0-2.6, a fade changes opacity by
-# 0.35-0.49, changes as plain at 64 px as a move's (narrower ones left both pairs at chance), yet no target is
-# smaller or fainter than a 32 px clip shows (analysis/demo_notes.md).
+# 0.35-0.49, changes as plain at 64 px as a move's (narrower ones left both pairs at chance); circles reaching a
+# radius of 0.08 or an opacity of 0.15 held back the tables' 32 px move pair (analysis/demo_notes.md).
 _CIRCLES = {
     "x": (0.0, 1.0),
     "y": (0.0, 1.0),
