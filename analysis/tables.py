@@ -30,7 +30,7 @@ FIGURE4_FRACTIONS = (0.25, 0.5, 1.0)
 POSITION_EMBEDDINGS = {"none": ("motion",), "space": ("motion",), "space_time": DATASETS}
 """Table 4's cells: every embedding on motion, where the paper's finding is (SSv2); on appearance the space-time
 one alone, shared with Table 1. The other two on appearance would add about 10 minutes (6 runs of about 200 s
-on 2 cores) to an `all` that takes 82."""
+on 2 cores) to an `all` that takes 100."""
 GPU_GIB = 32
 """Memory of the paper's V100 GPUs (32 GiB)."""
 
